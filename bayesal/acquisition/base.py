@@ -1,0 +1,74 @@
+"""The acquisition contract (DESIGN.md).
+
+An acquisition turns a posterior into a single-point score ``[N]`` (higher is better). Batch
+criteria also define the joint value of a q-batch from its joint Gaussian posterior, which the
+continuous optimiser maximises directly; on pools the selector builds batches greedily by scoring
+the posterior conditioned on the points already chosen (see :mod:`bayesal.select`), which for
+the joint criteria here is exactly the marginal gain of the batch objective.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import InvalidInput
+from ..posteriors import GaussianPosterior, SamplePosterior
+
+__all__ = ["Acquisition"]
+
+
+class Acquisition:
+    """Base class: subclasses implement :meth:`score`.
+
+    Attributes:
+        name: registry name (``"max-variance"``).
+        needs_posterior: False for acquisitions that ignore the model (``Random``).
+        greedy_by_default: whether a batch of q > 1 should be built greedily with conditioning
+            (True for every model-based criterion: top-k of a marginal score picks clusters).
+        joint: True when :meth:`joint_score` values a whole q-batch, so a box optimiser can
+            optimise the batch jointly rather than one point at a time.
+    """
+
+    name: str = "acquisition"
+    needs_posterior: bool = True
+    greedy_by_default: bool = True
+    joint: bool = False
+
+    def score(self, posterior: GaussianPosterior | SamplePosterior) -> torch.Tensor:
+        """Single-point scores ``[..., N]`` for the N points of ``posterior``."""
+        raise NotImplementedError
+
+    def joint_score(self, mean: torch.Tensor, covariance: torch.Tensor,
+                    noise_variance: torch.Tensor | None) -> torch.Tensor:
+        """Value ``[b]`` of b candidate batches from their joint Gaussian posterior.
+
+        Args:
+            mean: ``[b, q, m]``; covariance: ``[b, m, q, q]`` of f; noise_variance: ``[m]``.
+
+        The default handles q = 1 through :meth:`score`; joint criteria override it.
+        """
+        if mean.shape[-2] != 1:
+            raise InvalidInput("q", f"1 for the single-point acquisition {self.name}", str(mean.shape[-2]))
+        variance = covariance.diagonal(dim1=-2, dim2=-1).transpose(-1, -2)  # [b, 1, m]
+        return self.score(GaussianPosterior(mean, variance, noise_variance)).squeeze(-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def require_gaussian(acquisition: Acquisition, posterior) -> GaussianPosterior:
+    if not isinstance(posterior, GaussianPosterior):
+        raise InvalidInput(
+            "posterior", f"a GaussianPosterior for {type(acquisition).__name__}", type(posterior).__name__
+        )
+    return posterior
+
+
+def output_weights(weights, m: int, like: torch.Tensor) -> torch.Tensor:
+    """Per-output weights ``[m]`` (ones when None)."""
+    if weights is None:
+        return torch.ones(m, dtype=like.dtype, device=like.device)
+    w = torch.as_tensor(weights, dtype=like.dtype, device=like.device).reshape(-1)
+    if w.numel() != m:
+        raise InvalidInput("weights", f"{m} output weight(s)", f"{w.numel()}")
+    return w

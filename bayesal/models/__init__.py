@@ -1,0 +1,26 @@
+"""Surrogate models and a registry by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UnknownName
+from .base import Surrogate
+from .gp import KERNELS, ExactGP
+
+__all__ = ["Surrogate", "ExactGP", "MODELS", "make_model"]
+
+#: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
+MODELS: dict[str, Callable[..., Surrogate]] = {
+    "exact-gp": lambda seed=0: ExactGP(seed=seed),
+    **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
+}
+
+
+def make_model(model: str | Surrogate, seed: int = 0) -> Surrogate:
+    """A surrogate from a registry name, or the instance itself."""
+    if isinstance(model, Surrogate):
+        return model
+    if isinstance(model, str) and model in MODELS:
+        return MODELS[model](seed=seed)
+    raise UnknownName("model", str(model), list(MODELS))

@@ -1,0 +1,138 @@
+"""Posterior predictive objects passed from surrogates to acquisitions.
+
+Two kinds, one contract each (DESIGN.md):
+
+* :class:`GaussianPosterior`: marginal mean and variance ``[..., N, m]`` of the latent function,
+  the observation-noise variance ``[m]`` of a new label, and, on request, the joint covariance
+  ``[..., m, k, k]`` of any subset of the N points.
+* :class:`SamplePosterior`: ``K`` joint draws ``[K, N, m]`` (regression) or class probabilities
+  ``[K, N, C]`` (classification); the model-sample axis K always comes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .errors import InvalidInput
+
+__all__ = ["GaussianPosterior", "SamplePosterior"]
+
+
+class GaussianPosterior:
+    """Gaussian marginals of the latent function over N points, with optional joint covariance.
+
+    Args:
+        mean: ``[..., N, m]`` posterior mean.
+        variance: ``[..., N, m]`` posterior variance of the latent function f (no noise).
+        noise_variance: ``[m]`` variance of the observation noise on a new label, or None when
+            the model has none (noise-free simulator).
+        covariance_fn: ``indices [k] -> [..., m, k, k]`` joint covariance of a subset, computed
+            lazily so that a pool of a million points never builds ``[N, N]``.
+    """
+
+    def __init__(
+        self,
+        mean: torch.Tensor,
+        variance: torch.Tensor,
+        noise_variance: torch.Tensor | None = None,
+        covariance_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        if mean.shape != variance.shape:
+            raise InvalidInput("variance", f"the shape of mean {list(mean.shape)}", f"{list(variance.shape)}")
+        self.mean = mean
+        self.variance = variance.clamp_min(0.0)
+        self.noise_variance = noise_variance
+        self._covariance_fn = covariance_fn
+
+    @property
+    def num_points(self) -> int:
+        return self.mean.shape[-2]
+
+    @property
+    def num_outputs(self) -> int:
+        return self.mean.shape[-1]
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        """``[..., N, m]`` posterior standard deviation of f."""
+        return self.variance.sqrt()
+
+    @property
+    def predictive_variance(self) -> torch.Tensor:
+        """``[..., N, m]`` variance of a new noisy label: var f + noise variance."""
+        if self.noise_variance is None:
+            return self.variance
+        return self.variance + self.noise_variance.to(self.variance)
+
+    def covariance(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Joint covariance ``[..., m, k, k]`` of f at the points ``indices`` (all when None)."""
+        if self._covariance_fn is None:
+            raise InvalidInput("posterior", "a posterior built with a covariance function", "marginals only")
+        if indices is None:
+            indices = torch.arange(self.num_points, device=self.mean.device)
+        return self._covariance_fn(torch.as_tensor(indices, device=self.mean.device).long())
+
+    def __repr__(self) -> str:
+        return f"GaussianPosterior(mean={list(self.mean.shape)}, joint={'yes' if self._covariance_fn else 'no'})"
+
+
+class SamplePosterior:
+    """``K`` joint posterior draws over N points; K (model samples) is always the first axis.
+
+    Args:
+        samples: ``[K, N, m]`` function draws (regression) or ``[K, N, C]`` class probabilities
+            (classification, rows summing to one).
+        kind: ``"regression"`` or ``"classification"``.
+        noise_variance: ``[m]`` aleatoric noise variance of a label (regression only).
+    """
+
+    def __init__(self, samples: torch.Tensor, kind: str = "regression",
+                 noise_variance: torch.Tensor | None = None):
+        if samples.dim() != 3:
+            raise InvalidInput("samples", "a tensor of shape [K, N, m] or [K, N, C]", f"shape {list(samples.shape)}")
+        if kind not in ("regression", "classification"):
+            raise InvalidInput("kind", "'regression' or 'classification'", repr(kind))
+        if kind == "classification":
+            total = samples.sum(-1)
+            if not torch.allclose(total, torch.ones_like(total), atol=1e-4) or bool((samples < 0).any()):
+                raise InvalidInput("samples", "class probabilities [K, N, C] summing to one over C", "rows that are not distributions")
+        self.samples = samples
+        self.kind = kind
+        self.noise_variance = noise_variance
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def num_points(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """``[N, m]`` mean over the K draws (the predictive class probabilities when classifying)."""
+        return self.samples.mean(0)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """``[N, m]`` variance over the K draws (unbiased when K > 1)."""
+        if self.num_samples < 2:
+            return torch.zeros_like(self.samples[0])
+        return self.samples.var(0)
+
+    @property
+    def predictive_variance(self) -> torch.Tensor:
+        if self.noise_variance is None:
+            return self.variance
+        return self.variance + self.noise_variance.to(self.samples)
+
+    def covariance(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample covariance ``[m, k, k]`` across the K draws at ``indices`` (all when None)."""
+        s = self.samples if indices is None else self.samples[:, torch.as_tensor(indices).long()]
+        centred = (s - s.mean(0, keepdim=True)).permute(2, 1, 0)  # [m, k, K]
+        return centred @ centred.transpose(-1, -2) / max(self.num_samples - 1, 1)
+
+    def __repr__(self) -> str:
+        return f"SamplePosterior({self.kind}, samples={list(self.samples.shape)})"

@@ -1,0 +1,200 @@
+"""Turning scores into a batch: pool top-k, pool greedy with conditioning, and box optimisation.
+
+Every selector takes a surrogate, an acquisition, a space and a batch size ``q`` and returns a
+:class:`Selection`. Pools are scored in chunks sized from :mod:`bayesal.settings`'s memory
+budget, so a pool of a million candidates never materialises an ``[N, N]`` array.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.exceptions.warnings import OptimizationWarning
+from botorch.optim import optimize_acqf
+from botorch.utils.transforms import t_batch_mode_transform
+
+from .acquisition.base import Acquisition
+from .errors import InvalidInput
+from .models.base import Surrogate
+from .posteriors import GaussianPosterior
+from .spaces import Box, Pool
+from .validation import check_count, check_in_box
+
+__all__ = ["Selection", "select", "select_topk", "select_greedy", "select_continuous", "SELECTORS"]
+
+SELECTORS = ("auto", "topk", "greedy")
+
+
+@dataclass
+class Selection:
+    """A proposed batch.
+
+    Attributes:
+        X: the points ``[q, d]``.
+        indices: their pool indices ``[q]`` (None on a box).
+        scores: ``[q]`` the acquisition value of each point when it was chosen (for greedy
+            selection, its gain given the points chosen before it).
+    """
+
+    X: torch.Tensor
+    indices: torch.Tensor | None
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    gen = torch.Generator()
+    if seed is not None:
+        gen.manual_seed(int(seed))
+    else:
+        gen.seed()
+    return gen
+
+
+def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Pool, q: int,
+                seed: int | None = None, chunk_size: int | None = None) -> Selection:
+    """The q unlabelled candidates with the highest single-point scores (chunked running top-k)."""
+    q = check_count(q, "q")
+    pool.check_batch_size(q)
+    gen = _generator(seed)
+    best_scores = torch.empty(0, dtype=torch.float64)
+    best_idx = torch.empty(0, dtype=torch.long)
+    for idx, Xc in pool.chunks(chunk_size):
+        if acquisition.needs_posterior:
+            s = acquisition.score(surrogate.posterior(Xc)).detach().to("cpu", torch.float64)
+        else:
+            s = acquisition.score(n=idx.numel(), generator=gen)
+        s = torch.nan_to_num(s, nan=-math.inf)
+        scores = torch.cat([best_scores, s])
+        indices = torch.cat([best_idx, idx.cpu()])
+        keep = torch.topk(scores, min(q, scores.numel())).indices
+        best_scores, best_idx = scores[keep], indices[keep]
+    order = torch.argsort(best_scores, descending=True)
+    best_idx = best_idx[order]
+    return Selection(pool.X[best_idx.to(pool.X.device)], best_idx, best_scores[order])
+
+
+def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q: int) -> Selection:
+    """Greedy batch over a pool, conditioning on each chosen point before choosing the next.
+
+    The posterior variance over the whole pool is updated with one rank-1 step per chosen point,
+    ``σ²_{t+1}(x) = σ²_t(x) − Σ_t(x, x_j)² / (σ²_t(x_j) + σ_n²)``, where the conditional
+    cross-covariance ``Σ_t(x, x_j) = Σ_0(x, x_j) − Σ_{s<t} v_s(x) v_s(x_j)`` reuses the earlier
+    update vectors (an incremental pivoted Cholesky). The mean is unchanged (the pending labels
+    are their expected values). Cost: one covariance column and O(t N m) per step; no model is
+    refitted or rebuilt, and no candidate is chosen twice.
+    """
+    q = check_count(q, "q")
+    pool.check_batch_size(q)
+    idx = pool.available
+    X = pool.X[idx]
+    post = surrogate.posterior(X)
+    if not isinstance(post, GaussianPosterior):
+        raise InvalidInput("surrogate", "a Gaussian surrogate for greedy conditioning", type(surrogate).__name__)
+    mean, var = post.mean, post.variance.clone()  # [N, m]
+    noise = post.noise_variance if post.noise_variance is not None else torch.zeros(var.shape[-1])
+    noise = noise.to(var).reshape(-1)
+    columns = surrogate.covariance_columns(X)
+    taken = torch.zeros(X.shape[0], dtype=torch.bool, device=var.device)
+    updates: list[torch.Tensor] = []
+    chosen, gains = [], []
+    for _ in range(q):
+        s = acquisition.score(GaussianPosterior(mean, var, post.noise_variance)).detach()
+        s = torch.nan_to_num(s, nan=-math.inf).masked_fill(taken, -math.inf)
+        j = int(torch.argmax(s))
+        chosen.append(j)
+        gains.append(float(s[j]))
+        taken[j] = True
+        col = columns(j).T.to(var)  # [N, m]
+        for v in updates:
+            col = col - v * v[j]
+        v_new = col / (var[j] + noise).clamp_min(1e-12).sqrt()
+        var = (var - v_new.pow(2)).clamp_min(0.0)
+        updates.append(v_new)
+    chosen_t = torch.tensor(chosen, dtype=torch.long)
+    indices = idx.cpu()[chosen_t]
+    return Selection(pool.X[indices.to(pool.X.device)], indices, torch.tensor(gains, dtype=torch.float64))
+
+
+class _BoTorchAcquisition(AcquisitionFunction):
+    """A bayesal acquisition seen as a BoTorch ``AcquisitionFunction`` on a surrogate's model,
+    so that BoTorch's ``optimize_acqf`` can maximise it over a box."""
+
+    def __init__(self, surrogate, acquisition: Acquisition):
+        super().__init__(model=surrogate.model)
+        self.surrogate = surrogate
+        self.acquisition = acquisition
+        self.noise_variance = getattr(surrogate, "noise_variance", None)
+
+    @t_batch_mode_transform()
+    def forward(self, X: torch.Tensor) -> torch.Tensor:  # X: [b, q, d] -> [b]
+        mean, cov = self.surrogate.joint_posterior(X)
+        return self.acquisition.joint_score(mean, cov, self.noise_variance)
+
+
+def select_continuous(surrogate: Surrogate, acquisition: Acquisition, box: Box, q: int,
+                      seed: int | None = None, num_restarts: int = 8, raw_samples: int = 256,
+                      X_pending: torch.Tensor | None = None) -> Selection:
+    """Maximise the acquisition over a box with BoTorch's ``optimize_acqf`` (multi-start L-BFGS-B).
+
+    Joint criteria (``acquisition.joint``) optimise all q points together; single-point criteria
+    choose them one at a time, conditioning the surrogate on the points already chosen (and on
+    ``X_pending`` when given). Random draws uniform points. Every returned point is in the box.
+    """
+    q = check_count(q, "q")
+    if not acquisition.needs_posterior:
+        X = box.sample(q, seed=seed, method="uniform")
+        return Selection(X, None, torch.full((q,), float("nan"), dtype=torch.float64))
+    if not hasattr(surrogate, "joint_posterior"):
+        raise InvalidInput("surrogate", "a surrogate with a joint Gaussian posterior for box optimisation",
+                           type(surrogate).__name__)
+    bounds = box.bounds.to(surrogate.model.train_inputs[0])
+    options = {"batch_limit": 64, "maxiter": 200}
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        torch.manual_seed(0 if seed is None else int(seed))
+        warnings.simplefilter("ignore", category=OptimizationWarning)
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        if acquisition.joint or q == 1:
+            model = surrogate if X_pending is None else surrogate.condition_on(X_pending)
+            X, value = optimize_acqf(_BoTorchAcquisition(model, acquisition), bounds=bounds, q=q,
+                                     num_restarts=num_restarts, raw_samples=raw_samples, options=options)
+            scores = value.detach().reshape(-1).expand(q).clone()
+        else:
+            points, values = [], []
+            pending = X_pending
+            for _ in range(q):
+                model = surrogate if pending is None else surrogate.condition_on(pending)
+                x, v = optimize_acqf(_BoTorchAcquisition(model, acquisition), bounds=bounds, q=1,
+                                     num_restarts=num_restarts, raw_samples=raw_samples, options=options)
+                points.append(x.detach())
+                values.append(float(v))
+                pending = x.detach() if pending is None else torch.cat([pending, x.detach()])
+            X, scores = torch.cat(points), torch.tensor(values, dtype=torch.float64)
+    X = torch.max(torch.min(X.detach(), bounds[1]), bounds[0])
+    check_in_box(X, bounds, "selected points")
+    return Selection(X, None, scores)
+
+
+def select(surrogate: Surrogate | None, acquisition: Acquisition, space: Pool | Box, q: int,
+           selector: str = "auto", seed: int | None = None) -> Selection:
+    """Choose a batch of q points with the right selector for the space and acquisition.
+
+    ``selector="auto"``: on a box, :func:`select_continuous`; on a pool, :func:`select_greedy` for
+    model-based acquisitions when q > 1, else :func:`select_topk`.
+    """
+    if selector not in SELECTORS:
+        raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(selector))
+    if isinstance(space, Box):
+        return select_continuous(surrogate, acquisition, space, q, seed=seed)
+    if not isinstance(space, Pool):
+        raise InvalidInput("space", "a Pool or a Box", type(space).__name__)
+    greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
+    if greedy and acquisition.needs_posterior:
+        return select_greedy(surrogate, acquisition, space, q)
+    return select_topk(surrogate, acquisition, space, q, seed=seed)

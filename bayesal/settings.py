@@ -1,0 +1,39 @@
+"""Global settings as context managers, in the style of ``gpytorch.settings``.
+
+>>> with bayesal.settings.memory_budget(256 * 2**20):   # 256 MiB per score chunk
+...     learner.ask(10)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+__all__ = ["memory_budget", "get_memory_budget", "rows_per_chunk"]
+
+_state = threading.local()
+_DEFAULT_BUDGET = 512 * 2**20  # bytes one chunk of scoring work may allocate
+
+
+def get_memory_budget() -> int:
+    """Bytes that one chunk of pool scoring may allocate (default 512 MiB)."""
+    return getattr(_state, "budget", _DEFAULT_BUDGET)
+
+
+@contextlib.contextmanager
+def memory_budget(n_bytes: int):
+    """Temporarily set the memory budget that sizes pool chunks."""
+    if int(n_bytes) < 1:
+        raise ValueError(f"memory_budget expects a positive number of bytes, got {n_bytes}")
+    previous = get_memory_budget()
+    _state.budget = int(n_bytes)
+    try:
+        yield
+    finally:
+        _state.budget = previous
+
+
+def rows_per_chunk(bytes_per_row: float, budget: int | None = None, minimum: int = 1) -> int:
+    """How many rows of ``bytes_per_row`` bytes fit in the memory budget (at least ``minimum``)."""
+    budget = get_memory_budget() if budget is None else budget
+    return max(minimum, int(budget // max(bytes_per_row, 1.0)))

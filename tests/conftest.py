@@ -1,0 +1,33 @@
+import warnings
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _quiet_numerics():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+@pytest.fixture
+def gp_1d():
+    """An exact GP fitted on 12 noisy points of sin(6x) on [0, 1]."""
+    from bayesal import ExactGP
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 1, generator=gen, dtype=torch.float64)
+    y = torch.sin(6 * X[:, 0]) + 0.05 * torch.randn(12, generator=gen, dtype=torch.float64)
+    return ExactGP().fit(X, y, bounds=[[0.0], [1.0]])
+
+
+@pytest.fixture
+def gp_2d():
+    """An exact GP fitted on 25 points of a 2-D function on the unit square."""
+    from bayesal import ExactGP
+
+    gen = torch.Generator().manual_seed(1)
+    X = torch.rand(25, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(4 * X[:, 0]) * torch.cos(3 * X[:, 1]) + 0.02 * torch.randn(25, generator=gen, dtype=torch.float64)
+    return ExactGP().fit(X, y, bounds=[[0.0, 0.0], [1.0, 1.0]])
