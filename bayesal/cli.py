@@ -78,6 +78,8 @@ def _cmd_run(args) -> int:
         raise _UsageError(f"argument --selector: expected one of {', '.join(SELECTORS)}, got {args.selector!r}")
     check_count(args.budget, "--budget")
     check_count(args.q, "--batch-size")
+    if args.initial is not None:
+        check_count(args.initial, "--initial", minimum=0, maximum=args.budget, maximum_reason="the budget")
     if args.noise_std < 0:
         raise _UsageError(f"argument --noise-std: expected a non-negative number, got {args.noise_std}")
     make_model(args.model)  # fail on a bad name before any work

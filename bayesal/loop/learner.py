@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from ..acquisition import Acquisition, Random, make_acquisition
 from ..errors import InvalidInput, OracleFailed
