@@ -1,0 +1,93 @@
+"""Shared plumbing of the speed benchmarks: timing, peak memory in a fresh subprocess, output.
+
+Output follows ../shared/BENCHMARKS.md: one JSON object per case on stdout, human text on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions after one warm-up")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: measure memory of one run
+    return p
+
+
+def alternate_timings(ours: Callable[[], object], peer: Callable[[], object] | None, reps: int):
+    """Median wall seconds of ``ours`` and ``peer``, alternating, after one warm-up each."""
+    ours()
+    if peer is not None:
+        peer()
+    t_ours, t_peer = [], []
+    for _ in range(reps):
+        start = time.perf_counter()
+        ours()
+        t_ours.append(time.perf_counter() - start)
+        if peer is not None:
+            start = time.perf_counter()
+            peer()
+            t_peer.append(time.perf_counter() - start)
+    return statistics.median(t_ours), (statistics.median(t_peer) if t_peer else None)
+
+
+def _status_kb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak() -> float:
+    """Reset this process's peak-RSS mark where Linux allows it; returns the current RSS in MB.
+
+    Writing 5 to /proc/self/clear_refs resets VmHWM, so that the peak read afterwards belongs to
+    the computation alone and not to the set-up (data generation, model fitting) before it.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    current = _status_kb("VmRSS")
+    return current / 1024.0 if current is not None else rss_mb()
+
+
+def rss_mb() -> float:
+    """Peak resident set size since the last :func:`reset_peak` (VmHWM), else ru_maxrss, in MB."""
+    peak = _status_kb("VmHWM")
+    if peak is not None:
+        return peak / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child_peak_mb(script: str, case: str, which: str, extra: list[str]) -> float | None:
+    """Run ``script --child which:case`` in a fresh process; it prints its peak minus baseline."""
+    proc = subprocess.run([sys.executable, script, "--child", f"{which}:{case}", *extra],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,99 @@
+"""Greedy batch selection over a pool with conditioning: bayesal vs the BoTorch fantasy loop.
+
+Case: an exact GP (Matérn-5/2) fitted on n = 200 points of a 4-D function, a batch of q = 10
+chosen greedily by posterior variance with conditioning on the points already chosen (equal, with
+homoskedastic noise, to greedy joint-information / D-optimal selection).
+
+* ours: ``bayesal.select_greedy``: one O(n² N) setup, then a rank-1 update of the pool variance
+  per chosen point;
+* peer: what one writes with BoTorch alone: for each of the q points,
+  ``model.condition_on_observations(x_j, mean_j)`` and a fresh ``model.posterior(pool).variance``.
+
+Both must pick the same indices (``agree``). Run: ``python benchmarks/speed_greedy.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+
+N_TRAIN, DIM, Q = 200, 4, 10
+
+
+def setup(n_pool: int, device: str):
+    from bayesal import ExactGP, Pool
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(N_TRAIN, DIM, generator=gen, dtype=torch.float64)
+    y = torch.sin(3 * X).sum(-1) + 0.3 * torch.cos(7 * X[:, 0] * X[:, 1]) + 0.01 * torch.randn(N_TRAIN, generator=gen, dtype=torch.float64)
+    gp = ExactGP().fit(X.to(device), y.to(device), bounds=torch.tensor([[0.0] * DIM, [1.0] * DIM], dtype=torch.float64))
+    pool_X = torch.rand(n_pool, DIM, generator=gen, dtype=torch.float64).to(device)
+    return gp, pool_X, Pool
+
+
+def ours(gp, pool_X, Pool):
+    from bayesal import MaxVariance, select_greedy
+
+    return select_greedy(gp, MaxVariance(), Pool(pool_X, bounds=[[0.0] * DIM, [1.0] * DIM]), Q).indices.tolist()
+
+
+def peer(gp, pool_X, Pool):
+    model, chosen = gp.model, []
+    with torch.no_grad():
+        for _ in range(Q):
+            var = model.posterior(pool_X).variance[:, 0].clone()
+            if chosen:
+                var[chosen] = -1.0
+            j = int(torch.argmax(var))
+            chosen.append(j)
+            xj = pool_X[j:j + 1]
+            model = model.condition_on_observations(xj, model.posterior(xj).mean)
+    return chosen
+
+
+def main():
+    args = parser(__doc__).parse_args()
+    sizes = [1_000, 5_000] if args.quick else [1_000, 5_000, 20_000, 100_000]
+    peer_max = 20_000  # the peer's loop grows as q·N·n²: about 40 s per batch at N = 20,000
+    if args.child:
+        which, case = args.child.split(":")
+        gp, pool_X, Pool = setup(int(case), args.device)
+        base = reset_peak()
+        (ours if which == "ours" else peer)(gp, pool_X, Pool)
+        print(rss_mb() - base)
+        return
+    import botorch
+
+    for n in sizes:
+        gp, pool_X, Pool = setup(n, args.device)
+        with_peer = n <= peer_max
+        run_peer = (lambda: peer(gp, pool_X, Pool)) if with_peer else None
+        a = ours(gp, pool_X, Pool)
+        b = run_peer() if with_peer else None
+        t_ours, t_peer = alternate_timings(lambda: ours(gp, pool_X, Pool), run_peer, args.reps)
+        extra = ["--device", args.device]
+        m_ours = child_peak_mb(__file__, str(n), "ours", extra)
+        m_peer = child_peak_mb(__file__, str(n), "peer", extra) if with_peer else None
+        note = "agree = same selected indices; peak = VmHWM of a fresh subprocess, reset after set-up, minus its RSS then"
+        if not with_peer:
+            note += f"; peer skipped above N={peer_max} (too slow)"
+        emit({"bench": "greedy_variance_batch", "case": f"n={N_TRAIN},d={DIM},N={n},q={Q},float64,{args.device}",
+              "ours_s": round(t_ours, 4), "ours_peak_mb": None if m_ours is None else round(m_ours, 1),
+              "peer": f"botorch {botorch.__version__} condition_on_observations loop" if with_peer else None,
+              "peer_s": None if t_peer is None else round(t_peer, 4),
+              "peer_peak_mb": None if m_peer is None else round(m_peer, 1),
+              "ratio": None if t_peer is None else round(t_peer / t_ours, 2),
+              "agree": (a == b) if with_peer else None, "note": note})
+        if with_peer:
+            say(f"N={n}: ours {t_ours:.3f}s, botorch loop {t_peer:.3f}s, ratio {t_peer / t_ours:.1f}x, same indices: {a == b}")
+        else:
+            say(f"N={n}: ours {t_ours:.3f}s (peer skipped)")
+
+
+if __name__ == "__main__":
+    main()
