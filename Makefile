@@ -28,9 +28,9 @@ $(DEV_STAMP): $(STAMP) pyproject.toml
 
 venv: $(STAMP)
 
-## demo: set up .venv and run the default campaign (GP active learning on Branin), < 1 minute
+## demo: set up .venv and run the default campaign (GP active learning on Branin, against Random), < 1 minute
 demo: $(STAMP)
-	$(BIN)/bayesal run --out runs/demo
+	$(BIN)/bayesal run --baseline random --out runs/demo
 
 ## test: set up .venv with the dev extra and run the whole test suite
 test: $(DEV_STAMP)

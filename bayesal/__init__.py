@@ -8,7 +8,7 @@ from . import settings
 from .acquisition import BALD, Acquisition, JointInformation, MaxVariance, Random
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
 from .loop import ActiveLearner, run_campaign
-from .models import ExactGP, Surrogate
+from .models import BoTorchSurrogate, ExactGP, Surrogate
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
 from .select import Selection, select, select_continuous, select_greedy, select_topk
@@ -17,7 +17,7 @@ from .spaces import Box, Pool
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveLearner", "run_campaign", "Box", "Pool", "ExactGP", "Surrogate",
+    "ActiveLearner", "run_campaign", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
     "JointInformation", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",

@@ -45,6 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="discretise a box problem into a pool of this many Sobol candidates")
     run.add_argument("--data-dir", default=None, help="folder of UCI data sets (default ../shared/data/uci)")
     run.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
+    run.add_argument("--baseline", default=None,
+                     help="also run this strategy (e.g. random) with the same seed and budget, for comparison")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
     lst = sub.add_parser("list", help="list problems, models and strategies")
@@ -84,6 +86,8 @@ def _cmd_run(args) -> int:
         raise _UsageError(f"argument --noise-std: expected a non-negative number, got {args.noise_std}")
     make_model(args.model)  # fail on a bad name before any work
     make_acquisition(args.strategy)
+    if args.baseline is not None:
+        make_acquisition(args.baseline)
     problem = make_problem(args.problem, noise_std=args.noise_std, seed=args.seed, data_dir=args.data_dir)
     space = problem.space
     if args.pool_size is not None:
@@ -91,8 +95,6 @@ def _cmd_run(args) -> int:
         if not isinstance(space, Box):
             raise _UsageError(f"argument --pool-size: problem {args.problem} already is a pool")
         space = space.to_pool(args.pool_size, seed=args.seed)
-    learner = ActiveLearner(space, surrogate=args.model, acquisition=args.strategy, selector=args.selector,
-                            seed=args.seed, test_set=problem.test_set())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "command"}
@@ -100,18 +102,31 @@ def _cmd_run(args) -> int:
         print(f"bayesal: {args.strategy} on {problem.name} ({problem.description}), {args.model}, "
               f"budget {args.budget}, batches of {args.q}, seed {args.seed}", file=sys.stderr)
     start = time.perf_counter()
-    failure = None
-    try:
-        learner.run(problem, budget=args.budget, q=args.q, initial=args.initial, progress=not args.quiet)
-    except OracleFailed as exc:
-        failure = str(exc)
-    records = learner.history
+
+    def campaign(strategy: str, space):
+        learner = ActiveLearner(space, surrogate=args.model, acquisition=strategy, selector=args.selector,
+                                seed=args.seed, test_set=problem.test_set())
+        try:
+            learner.run(problem, budget=args.budget, q=args.q, initial=args.initial, progress=not args.quiet)
+        except OracleFailed as exc:
+            return learner.history, str(exc)
+        return learner.history, None
+
+    records, failure = campaign(args.strategy, space)
     (out / "results.json").write_text(json.dumps(records, indent=1))
+    curves = {args.strategy: records}
+    baseline = None
+    if args.baseline is not None and failure is None:
+        fresh = make_problem(args.problem, noise_std=args.noise_std, seed=args.seed, data_dir=args.data_dir).space
+        if args.pool_size is not None:
+            fresh = fresh.to_pool(args.pool_size, seed=args.seed)
+        baseline, failure = campaign(args.baseline, fresh)
+        (out / "baseline_results.json").write_text(json.dumps(baseline, indent=1))
+        curves[f"{args.baseline} (baseline)"] = baseline
     (out / "config.json").write_text(json.dumps({**config, "seconds": time.perf_counter() - start,
                                                  "failed": failure}, indent=1))
     if records:
-        plot_learning_curves({args.strategy: records}, out / "learning_curve.png",
-                             title=f"{problem.name}: {args.strategy}, {args.model}")
+        plot_learning_curves(curves, out / "learning_curve.png", title=f"{problem.name}: {args.model}")
     if failure is not None:
         print(f"bayesal: oracle failed: {failure}; results so far in {out}", file=sys.stderr)
         return 1
@@ -120,6 +135,10 @@ def _cmd_run(args) -> int:
         for r in records:
             print(f"{r['n_labels']:>7} {r['rmse']:>10.4g} {r['nlpd']:>9.3f} {r['mean_std']:>10.4g} "
                   f"{r['fit_s']:>7.2f} {r['acq_s']:>7.2f}")
+        if baseline:
+            ratio = records[-1]["rmse"] / baseline[-1]["rmse"]
+            print(f"final RMSE {records[-1]['rmse']:.4g} ({args.strategy}) vs {baseline[-1]['rmse']:.4g} "
+                  f"({args.baseline}): ratio {ratio:.2f}")
         print(f"wrote {out / 'results.json'} and {out / 'learning_curve.png'} "
               f"({time.perf_counter() - start:.1f} s)")
     return 0

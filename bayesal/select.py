@@ -59,9 +59,23 @@ def _generator(seed: int | None) -> torch.Generator:
 
 def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Pool, q: int,
                 seed: int | None = None, chunk_size: int | None = None) -> Selection:
-    """The q unlabelled candidates with the highest single-point scores (chunked running top-k)."""
+    """The q unlabelled candidates with the highest single-point scores.
+
+    Marginal scores are computed chunk by chunk with a running top-k; criteria that need
+    cross-covariances (integrated variance) use their greedy scorer's first-step scores.
+    """
     q = check_count(q, "q")
     pool.check_batch_size(q)
+    acquisition = acquisition.for_space(pool)
+    if acquisition.needs_posterior and not acquisition.scores_from_marginals:
+        idx = pool.available
+        X = pool.X[idx]
+        post = surrogate.posterior(X)
+        scorer = acquisition.greedy_scorer(surrogate, X, post.mean, _noise(post))
+        s = torch.nan_to_num(scorer.scores(post.variance).detach().cpu(), nan=-math.inf)
+        top = torch.topk(s, q)
+        indices = idx.cpu()[top.indices]
+        return Selection(pool.X[indices.to(pool.X.device)], indices, top.values.to(torch.float64))
     gen = _generator(seed)
     best_scores = torch.empty(0, dtype=torch.float64)
     best_idx = torch.empty(0, dtype=torch.long)
@@ -80,6 +94,12 @@ def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Poo
     return Selection(pool.X[best_idx.to(pool.X.device)], best_idx, best_scores[order])
 
 
+def _noise(post: GaussianPosterior) -> torch.Tensor:
+    if post.noise_variance is not None:
+        return post.noise_variance.to(post.variance).reshape(-1)
+    return torch.zeros(post.variance.shape[-1], dtype=post.variance.dtype, device=post.variance.device)
+
+
 def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q: int) -> Selection:
     """Greedy batch over a pool, conditioning on each chosen point before choosing the next.
 
@@ -88,24 +108,27 @@ def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q:
     cross-covariance ``Σ_t(x, x_j) = Σ_0(x, x_j) − Σ_{s<t} v_s(x) v_s(x_j)`` reuses the earlier
     update vectors (an incremental pivoted Cholesky). The mean is unchanged (the pending labels
     are their expected values). Cost: one covariance column and O(t N m) per step; no model is
-    refitted or rebuilt, and no candidate is chosen twice.
+    refitted or rebuilt, and no candidate is chosen twice. The acquisition's greedy scorer turns
+    the conditioned state into scores (the marginals for most criteria; reference-point
+    cross-covariances, updated by the same rank-1 steps, for integrated variance).
     """
     q = check_count(q, "q")
     pool.check_batch_size(q)
+    acquisition = acquisition.for_space(pool)
     idx = pool.available
     X = pool.X[idx]
     post = surrogate.posterior(X)
     if not isinstance(post, GaussianPosterior):
         raise InvalidInput("surrogate", "a Gaussian surrogate for greedy conditioning", type(surrogate).__name__)
     mean, var = post.mean, post.variance.clone()  # [N, m]
-    noise = post.noise_variance if post.noise_variance is not None else torch.zeros(var.shape[-1])
-    noise = noise.to(var).reshape(-1)
+    noise = _noise(post)
+    scorer = acquisition.greedy_scorer(surrogate, X, mean, noise)
     columns = surrogate.covariance_columns(X)
     taken = torch.zeros(X.shape[0], dtype=torch.bool, device=var.device)
     updates: list[torch.Tensor] = []
     chosen, gains = [], []
     for _ in range(q):
-        s = acquisition.score(GaussianPosterior(mean, var, post.noise_variance)).detach()
+        s = scorer.scores(var).detach()
         s = torch.nan_to_num(s, nan=-math.inf).masked_fill(taken, -math.inf)
         j = int(torch.argmax(s))
         chosen.append(j)
@@ -114,7 +137,9 @@ def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q:
         col = columns(j).T.to(var)  # [N, m]
         for v in updates:
             col = col - v * v[j]
-        v_new = col / (var[j] + noise).clamp_min(1e-12).sqrt()
+        denom = (var[j] + noise).clamp_min(1e-12)
+        v_new = col / denom.sqrt()
+        scorer.update(j, v_new, denom)
         var = (var - v_new.pow(2)).clamp_min(0.0)
         updates.append(v_new)
     chosen_t = torch.tensor(chosen, dtype=torch.long)
@@ -130,12 +155,10 @@ class _BoTorchAcquisition(AcquisitionFunction):
         super().__init__(model=surrogate.model)
         self.surrogate = surrogate
         self.acquisition = acquisition
-        self.noise_variance = getattr(surrogate, "noise_variance", None)
 
     @t_batch_mode_transform()
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # X: [b, q, d] -> [b]
-        mean, cov = self.surrogate.joint_posterior(X)
-        return self.acquisition.joint_score(mean, cov, self.noise_variance)
+        return self.acquisition.batch_value(self.surrogate, X)
 
 
 def select_continuous(surrogate: Surrogate, acquisition: Acquisition, box: Box, q: int,
@@ -148,6 +171,7 @@ def select_continuous(surrogate: Surrogate, acquisition: Acquisition, box: Box, 
     ``X_pending`` when given). Random draws uniform points. Every returned point is in the box.
     """
     q = check_count(q, "q")
+    acquisition = acquisition.for_space(box)
     if not acquisition.needs_posterior:
         X = box.sample(q, seed=seed, method="uniform")
         return Selection(X, None, torch.full((q,), float("nan"), dtype=torch.float64))

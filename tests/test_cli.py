@@ -36,6 +36,16 @@ def test_default_campaign_runs_with_no_options(tmp_path):
     assert records[-1]["rmse"] < records[0]["rmse"] / 5  # the default learns Branin well
 
 
+def test_baseline_is_run_on_the_same_budget_and_plotted(tmp_path):
+    proc = bayesal("run", "--problem", "forrester", "--budget", "6", "-q", "3", "--baseline", "random",
+                   "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads((tmp_path / "results.json").read_text())
+    base = json.loads((tmp_path / "baseline_results.json").read_text())
+    assert [r["n_labels"] for r in ours] == [r["n_labels"] for r in base]
+    assert "ratio" in proc.stdout
+
+
 def test_list_names_problems_models_and_strategies():
     proc = bayesal("list")
     assert proc.returncode == 0
@@ -51,6 +61,7 @@ def test_list_names_problems_models_and_strategies():
     (["run", "--budget", "ten"], "invalid int value"),
     (["run", "--batch-size", "-1"], "--batch-size"),
     (["run", "--selector", "best"], "--selector"),
+    (["run", "--baseline", "coin"], "invalid strategy"),
     (["run", "--noise-std", "-1"], "--noise-std"),
     (["run", "--problem", "forrester", "--budget", "2", "--initial", "5"], "invalid --initial"),
     (["frobnicate"], "invalid choice"),

@@ -6,12 +6,14 @@ from ..errors import UnknownName
 from .bald import BALD, JointInformation
 from .base import Acquisition
 from .uncertainty import MaxVariance, Random
+from .variance import EVGP, IntegratedVarianceReduction
 
-__all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "ACQUISITIONS", "make_acquisition"]
+__all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "IntegratedVarianceReduction", "EVGP",
+           "ACQUISITIONS", "make_acquisition"]
 
 #: registry name -> class, for the CLI and ``ActiveLearner(acquisition="...")``
 ACQUISITIONS: dict[str, type[Acquisition]] = {
-    cls.name: cls for cls in (Random, MaxVariance, BALD, JointInformation)
+    cls.name: cls for cls in (Random, MaxVariance, BALD, JointInformation, IntegratedVarianceReduction, EVGP)
 }
 
 

@@ -33,6 +33,29 @@ class Acquisition:
     needs_posterior: bool = True
     greedy_by_default: bool = True
     joint: bool = False
+    #: False when the score needs more than marginals (cross-covariances with reference points)
+    scores_from_marginals: bool = True
+
+    def for_space(self, space) -> "Acquisition":
+        """This acquisition bound to a search space (criteria with reference sets resolve them
+        here); the default needs nothing and returns itself."""
+        return self
+
+    def selection_model(self, X_train: torch.Tensor, surrogate):
+        """The model whose posterior drives selection (the learner's surrogate by default)."""
+        return surrogate
+
+    def batch_value(self, surrogate, X: torch.Tensor) -> torch.Tensor:
+        """Value ``[b]`` of b candidate batches ``X: [b, q, d]`` (differentiable), for box
+        optimisation: the joint Gaussian posterior of each batch through :meth:`joint_score`."""
+        mean, cov = surrogate.joint_posterior(X)
+        return self.joint_score(mean, cov, getattr(surrogate, "noise_variance", None))
+
+    def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
+        """State for greedy pool selection: ``scores(var [N, m]) -> [N]`` and
+        ``update(j, v_new [N, m], denom [m])`` after candidate j is chosen. The default scores the
+        conditioned marginals with :meth:`score`."""
+        return _MarginalScorer(self, mean, noise)
 
     def score(self, posterior: GaussianPosterior | SamplePosterior) -> torch.Tensor:
         """Single-point scores ``[..., N]`` for the N points of ``posterior``."""
@@ -72,3 +95,16 @@ def output_weights(weights, m: int, like: torch.Tensor) -> torch.Tensor:
     if w.numel() != m:
         raise InvalidInput("weights", f"{m} output weight(s)", f"{w.numel()}")
     return w
+
+
+class _MarginalScorer:
+    """Scores from the conditioned marginals alone (mean unchanged, variance updated)."""
+
+    def __init__(self, acquisition: Acquisition, mean: torch.Tensor, noise: torch.Tensor):
+        self.acquisition, self.mean, self.noise = acquisition, mean, noise
+
+    def scores(self, var: torch.Tensor) -> torch.Tensor:
+        return self.acquisition.score(GaussianPosterior(self.mean, var, self.noise))
+
+    def update(self, j: int, v_new: torch.Tensor, denom: torch.Tensor) -> None:
+        pass

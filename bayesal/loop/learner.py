@@ -125,7 +125,8 @@ class ActiveLearner:
             return self._initial_design(q, seed)
         if self.acquisition.needs_posterior:
             self.fit()
-        return select(self.surrogate, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+        model = self.acquisition.selection_model(self.X, self.surrogate)
+        return select(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
 
     def _initial_design(self, q: int, seed: int) -> Selection:
         if isinstance(self.space, Box):

@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from ..errors import UnknownName
 from .base import Surrogate
+from .botorch_model import BoTorchSurrogate
 from .gp import KERNELS, ExactGP
+from .kernel_gp import EmpiricalNTK, KernelGP
 
-__all__ = ["Surrogate", "ExactGP", "MODELS", "make_model"]
+__all__ = ["Surrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {

@@ -9,7 +9,7 @@ import torch
 
 from ..posteriors import GaussianPosterior, SamplePosterior
 
-__all__ = ["Surrogate"]
+__all__ = ["Surrogate", "AlgebraSurrogate", "CovarianceColumns"]
 
 
 class Surrogate(ABC):
@@ -44,6 +44,19 @@ class Surrogate(ABC):
         """Columns ``j -> Σ(X, X[j]) [m, N]`` of the posterior covariance over ``X: [N, d]``."""
         return CovarianceColumns(self, X)
 
+    def reference_blocks(self, R: torch.Tensor):
+        """``Xc -> Σ(R, Xc)  [m, M, c]``: cross-covariance between fixed reference points
+        ``R: [M, d]`` and chunks of candidates (integrated-variance selection)."""
+        return lambda Xc: self.covariance(R, Xc)
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable ``[b, m, M, q]`` cross-covariance between ``R: [M, d]`` and batches
+        ``X: [b, q, d]``; generic version through the joint posterior of ``[R; X_b]``."""
+        M = R.shape[0]
+        joint = torch.cat([R.to(X).expand(X.shape[0], M, R.shape[-1]), X], -2)
+        _, cov = self.joint_posterior(joint)
+        return cov[..., :M, M:]
+
     @property
     def is_fitted(self) -> bool:
         return getattr(self, "_fitted", False)
@@ -65,3 +78,53 @@ class CovarianceColumns:
         parts = [self.surrogate.covariance(self.X[s:s + self.chunk_size], xj)[..., 0]
                  for s in range(0, self.X.shape[0], self.chunk_size)]
         return torch.cat(parts, -1)
+
+
+class AlgebraSurrogate(Surrogate):
+    """A surrogate whose posterior is an :class:`~bayesal.models.algebra.ExactGaussianAlgebra`.
+
+    Subclasses provide ``_algebra()`` and ``_check_points(X, name)``; everything a selector needs
+    (chunked marginals, covariance columns over a pool, reference blocks, differentiable joint
+    posteriors) is then shared.
+    """
+
+    def _algebra(self):
+        raise NotImplementedError
+
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        """Observation-noise variance ``[m]`` in the units of y."""
+        return self._algebra().noise_variance
+
+    def features(self, X: torch.Tensor) -> torch.Tensor:
+        """``W(X) = L⁻¹ k(X_train, X)``: ``[m, n, N]`` (internal units); Σ(A,B) = k(A,B) − W(A)ᵀW(B)."""
+        return self._algebra().features(self._check_points(X))
+
+    def posterior(self, X: Any, chunk_size: int | None = None) -> GaussianPosterior:
+        """Posterior of f at ``X: [N, d]``; marginals computed in chunks, joint covariance lazily."""
+        algebra = self._algebra()
+        X = self._check_points(X)
+        mean, var = algebra.marginals(X, chunk_size)
+        return GaussianPosterior(mean, var, noise_variance=algebra.noise_variance,
+                                 covariance_fn=lambda idx: algebra.covariance(X[idx], X[idx]))
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Posterior cross-covariance of f, ``[m, Na, Nb]`` in the units of y²."""
+        return self._algebra().covariance(self._check_points(A, "A"), self._check_points(B, "B"))
+
+    def covariance_columns(self, X: torch.Tensor):
+        """Columns ``j -> Σ(X, X[j]) [m, N]``; ``W(X)`` cached when it fits the memory budget."""
+        return self._algebra().columns(self._check_points(X))
+
+    def reference_blocks(self, R: torch.Tensor):
+        return self._algebra().reference_blocks(self._check_points(R, "reference points"))
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``."""
+        return self._algebra().joint(X)
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return self._algebra().reference_cross(R.to(X), X)

@@ -29,10 +29,9 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from ..errors import InvalidInput, NotFitted, UnknownName
-from ..posteriors import GaussianPosterior
-from ..settings import get_memory_budget, rows_per_chunk
-from ..validation import DEFAULT_DTYPE, as_tensor, check_X, check_y
-from .base import CovarianceColumns, Surrogate
+from ..validation import as_tensor, check_X, check_y
+from .algebra import ExactGaussianAlgebra
+from .base import AlgebraSurrogate
 
 __all__ = ["ExactGP", "KERNELS", "make_kernel"]
 
@@ -64,7 +63,7 @@ def make_kernel(kernel: str | Kernel, dim: int, batch_shape: torch.Size, outputs
     return ScaleKernel(base, batch_shape=batch_shape) if outputscale else base
 
 
-class ExactGP(Surrogate):
+class ExactGP(AlgebraSurrogate):
     """Exact GP regression: inputs normalised to the unit cube, outputs standardised, kernel
     hyperparameters and noise fitted by maximising the marginal likelihood (with BoTorch's priors).
 
@@ -150,125 +149,45 @@ class ExactGP(Surrogate):
         self._fitted = True
         self._cache = None
 
-    # -- exact algebra (chunked) ----------------------------------------------------------------
+    # -- exact algebra ----------------------------------------------------------------------------
     def _require_fitted(self) -> None:
         if not self._fitted:
             raise NotFitted("ExactGP has no data yet: call fit(X, y) (or tell the learner some labels) first")
 
-    def _algebra(self) -> dict[str, torch.Tensor]:
-        """Cholesky factor of the training covariance and the weights of the posterior mean,
-        in the model's internal (normalised, standardised) units, with an output batch axis."""
-        if self._cache is not None:
-            return self._cache
-        model = self.model
-        Xt = model.train_inputs[0]
-        yt = model.train_targets
-        if self.num_outputs == 1:
-            Xt, yt = Xt.unsqueeze(0), yt.unsqueeze(0)  # [1, n, d], [1, n]
-        with torch.no_grad(), gpytorch.settings.lazily_evaluate_kernels(False):
-            K = model.covar_module(Xt).to_dense()  # [m, n, n]
-            noise = model.likelihood.noise.reshape(-1, 1)  # [m or 1, 1]
-            K = K + torch.diag_embed(noise.expand(K.shape[:-1]))
-            L = _robust_cholesky(K)
-            const = model.mean_module.constant.reshape(-1, 1)  # [m or 1, 1]
-            alpha = torch.cholesky_solve((yt - const).unsqueeze(-1), L)  # [m, n, 1]
-            ot = model.outcome_transform
-            cache = {
-                "Xt": Xt, "L": L, "alpha": alpha, "const": const,
-                "noise": noise.reshape(-1).expand(self.num_outputs),
-                "y_mean": ot.means.reshape(-1), "y_std": ot.stdvs.reshape(-1),
-            }
-            self._cache = {k: v.detach() for k, v in cache.items()}
-        return self._cache
-
-    def _transform(self, X: torch.Tensor) -> torch.Tensor:
-        return self.model.input_transform(X)
-
     def _kernel(self, A: torch.Tensor, B: torch.Tensor, diag: bool = False) -> torch.Tensor:
-        """Prior kernel between transformed inputs: ``[m, Na, Nb]`` or ``[m, Na]`` when diag."""
+        """The fitted prior kernel on transformed inputs ``[..., 1|m, N, d]`` → ``[..., m, Na, Nb]``."""
+        batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        if self.num_outputs > 1:
+            batch = torch.broadcast_shapes(batch, (self.num_outputs,))
+        A = A.expand(*batch, *A.shape[-2:])
+        B = B.expand(*batch, *B.shape[-2:])
         with gpytorch.settings.lazily_evaluate_kernels(False):
             k = self.model.covar_module(A, B, diag=diag)
         k = k.to_dense() if hasattr(k, "to_dense") else k
-        if k.dim() == (1 if diag else 2):
-            k = k.unsqueeze(0)
-        return k.expand(self.num_outputs, *k.shape[1:])
+        return k
 
-    def features(self, X: torch.Tensor) -> torch.Tensor:
-        """``W(X) = L⁻¹ k(X_train, X)``: ``[m, n, N]`` (internal units); Σ(A,B) = k(A,B) − W(A)ᵀW(B)."""
+    def _algebra(self) -> ExactGaussianAlgebra:
+        """The posterior algebra in the model's internal (normalised, standardised) units."""
         self._require_fitted()
-        c = self._algebra()
-        kXA = self._kernel(c["Xt"], self._transform(X))  # [m, n, N]
-        return torch.linalg.solve_triangular(c["L"], kXA, upper=False)
+        if self._cache is None:
+            model = self.model
+            Xt, yt = model.train_inputs[0], model.train_targets
+            if self.num_outputs == 1:
+                Xt, yt = Xt.unsqueeze(0), yt.unsqueeze(0)  # [1, n, d], [1, n]
+            ot = model.outcome_transform
+            with torch.no_grad(), gpytorch.settings.lazily_evaluate_kernels(False):
+                self._cache = ExactGaussianAlgebra(
+                    self._kernel, model.input_transform, Xt.detach(),
+                    noise=model.likelihood.noise.detach().reshape(-1).expand(self.num_outputs),
+                    targets=yt.detach(), const=model.mean_module.constant.detach(),
+                    y_mean=ot.means.reshape(-1), y_std=ot.stdvs.reshape(-1),
+                )
+        return self._cache
 
-    @property
-    def noise_variance(self) -> torch.Tensor:
-        """Observation-noise variance ``[m]`` in the units of y."""
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
         self._require_fitted()
-        c = self._algebra()
-        return c["noise"] * c["y_std"] ** 2
-
-    def posterior(self, X: Any, chunk_size: int | None = None) -> GaussianPosterior:
-        """Posterior of f at ``X: [N, d]``; marginals computed in chunks, joint covariance lazily."""
-        self._require_fitted()
-        X = check_X(X, "X", dim=self.model.train_inputs[0].shape[-1]).to(self.model.train_inputs[0])
-        c = self._algebra()
-        n = c["Xt"].shape[-2]
-        if chunk_size is None:
-            chunk_size = rows_per_chunk(8.0 * self.num_outputs * (3 * n + 8))
-        means, variances = [], []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk_size):
-                A = self._transform(X[start:start + chunk_size])
-                kXA = self._kernel(c["Xt"], A)  # [m, n, c]
-                W = torch.linalg.solve_triangular(c["L"], kXA, upper=False)
-                mean = (kXA.transpose(-1, -2) @ c["alpha"]).squeeze(-1) + c["const"]  # [m, c]
-                var = self._kernel(A, A, diag=True) - W.pow(2).sum(-2)  # [m, c]
-                means.append(mean)
-                variances.append(var.clamp_min(0.0))
-        mean = torch.cat(means, -1).T * c["y_std"] + c["y_mean"]  # [N, m]
-        var = torch.cat(variances, -1).T * c["y_std"] ** 2
-        return GaussianPosterior(
-            mean, var, noise_variance=self.noise_variance,
-            covariance_fn=lambda idx: self.covariance(X[idx], X[idx]),
-        )
-
-    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        """Posterior cross-covariance of f, ``[m, Na, Nb]`` in the units of y²."""
-        self._require_fitted()
-        A = torch.as_tensor(A).to(self.model.train_inputs[0])
-        B = torch.as_tensor(B).to(A)
-        with torch.no_grad():
-            c = self._algebra()
-            WA, WB = self.features(A), self.features(B)
-            cov = self._kernel(self._transform(A), self._transform(B)) - WA.transpose(-1, -2) @ WB
-        return cov * (c["y_std"] ** 2).reshape(-1, 1, 1)
-
-    def covariance_columns(self, X: torch.Tensor):
-        """Columns ``j -> Σ(X, X[j]) [m, N]`` over ``X: [N, d]``; caches ``W(X)`` when it fits the
-        memory budget (O(n N) per column), else recomputes it chunk by chunk."""
-        self._require_fitted()
-        X = X.to(self.model.train_inputs[0])
-        if 8.0 * self.num_outputs * self.num_train * X.shape[0] <= get_memory_budget():
-            return _CachedColumns(self, X)
-        step = rows_per_chunk(8.0 * self.num_outputs * (2 * self.num_train + 8))
-        return CovarianceColumns(self, X, chunk_size=step)
-
-    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable joint posterior of f on b batches ``X: [b, q, d]``:
-        mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` (units of y), for box optimisation."""
-        self._require_fitted()
-        model = self.model
-        Xt = model.transform_inputs(X)
-        if self.num_outputs > 1:
-            Xt = Xt.unsqueeze(-3)  # broadcast against the model's output batch [m]
-        mvn = model(Xt)
-        mean, cov = mvn.mean, mvn.covariance_matrix
-        if self.num_outputs == 1:
-            mean, cov = mean.unsqueeze(-2), cov.unsqueeze(-3)  # [b, 1, q], [b, 1, q, q]
-        ot = model.outcome_transform
-        std, mu = ot.stdvs.reshape(-1), ot.means.reshape(-1)
-        mean = mean.transpose(-1, -2) * std + mu
-        return mean, cov * (std**2).reshape(-1, 1, 1)
+        Xt = self.model.train_inputs[0]
+        return check_X(X, name, dim=Xt.shape[-1]).to(Xt)
 
     def condition_on(self, X_pending: Any) -> "ExactGP":
         """A copy conditioned on noisy observations at ``X_pending: [q, d]`` equal to the current
@@ -285,35 +204,3 @@ class ExactGP(Surrogate):
         clone._set_model(conditioned, self.num_outputs)
         return clone
 
-
-def _robust_cholesky(K: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
-    """Cholesky factor of ``K: [..., n, n]``, adding growing jitter only when needed."""
-    L, info = torch.linalg.cholesky_ex(K)
-    if not bool((info > 0).any()):
-        return L
-    scale = K.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)
-    eye = torch.eye(K.shape[-1], dtype=K.dtype, device=K.device)
-    for i in range(max_tries):
-        jitter = (1e-8 * 10**i) * scale.unsqueeze(-1)
-        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
-        if not bool((info > 0).any()):
-            return L
-    raise torch.linalg.LinAlgError("training covariance is not positive definite even with jitter")
-
-
-class _CachedColumns:
-    """Covariance columns of an exact GP over a fixed pool, with ``W = L⁻¹ k(X_train, X)`` cached
-    (``[m, n, N]``, one O(n² N) setup) so that each column costs O(n N)."""
-
-    def __init__(self, gp: ExactGP, X: torch.Tensor):
-        c = gp._algebra()
-        self.gp, self.scale = gp, (c["y_std"] ** 2).reshape(-1, 1)
-        with torch.no_grad():
-            self.T = gp._transform(X)
-            step = rows_per_chunk(8.0 * gp.num_outputs * (2 * c["Xt"].shape[-2] + 8))
-            self.W = torch.cat([gp.features(X[s:s + step]) for s in range(0, X.shape[0], step)], -1)
-
-    def __call__(self, j: int) -> torch.Tensor:
-        with torch.no_grad():
-            prior = self.gp._kernel(self.T, self.T[j:j + 1])[..., 0]  # [m, N]
-            return (prior - (self.W.transpose(-1, -2) @ self.W[..., j:j + 1])[..., 0]) * self.scale

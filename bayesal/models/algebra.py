@@ -1,0 +1,197 @@
+"""Exact Gaussian-process posterior algebra shared by the exact surrogates.
+
+Given a prior kernel k, training inputs X (in the model's internal units), a noise variance per
+output and optional targets, everything a selector needs follows from one Cholesky factor
+``L Lᵀ = k(X, X) + σ²I``:
+
+* features ``W(A) = L⁻¹ k(X, A)``, so that the posterior covariance is
+  ``Σ(A, B) = k(A, B) − W(A)ᵀ W(B)`` and the posterior mean ``k(A, X) α``;
+* marginals over any number of points, chunk by chunk;
+* covariance columns over a pool with ``W(pool)`` cached when it fits the memory budget;
+* reference × pool cross-covariance blocks with ``W(reference)`` cached once;
+* a differentiable reference × batch cross-covariance for box optimisation.
+
+Every tensor carries a leading output axis m (independent outputs); values are returned in the
+units of y (scaled by the outcome standard deviation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..settings import get_memory_budget, rows_per_chunk
+
+__all__ = ["ExactGaussianAlgebra", "robust_cholesky"]
+
+KernelFn = Callable[..., torch.Tensor]
+
+
+def robust_cholesky(K: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
+    """Cholesky factor of ``K: [..., n, n]``, adding growing jitter only when needed."""
+    L, info = torch.linalg.cholesky_ex(K)
+    if not bool((info > 0).any()):
+        return L
+    scale = K.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)
+    eye = torch.eye(K.shape[-1], dtype=K.dtype, device=K.device)
+    for i in range(max_tries):
+        jitter = (1e-8 * 10**i) * scale.unsqueeze(-1)
+        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
+        if not bool((info > 0).any()):
+            return L
+    raise torch.linalg.LinAlgError("training covariance is not positive definite even with jitter")
+
+
+class ExactGaussianAlgebra:
+    """Posterior algebra of an exact GP with m independent outputs.
+
+    Args:
+        kernel: ``kernel(A, B, diag=False)`` on transformed inputs ``A: [..., 1 or m, Na, d]``,
+            ``B: [..., 1 or m, Nb, d]``, returning ``[..., m, Na, Nb]`` (``[..., m, Na]`` when diag).
+        transform: maps raw inputs ``[..., N, d]`` to the kernel's input space.
+        X_train: transformed training inputs ``[1 or m, n, d]``.
+        noise: ``[m]`` noise variance in internal units.
+        targets: ``[m, n]`` internal-unit targets, or None for a variance-only (label-free) model.
+        const: ``[m]`` prior mean in internal units.
+        y_mean, y_std: ``[m]`` outcome standardisation (internal → y units).
+    """
+
+    def __init__(self, kernel: KernelFn, transform: Callable[[torch.Tensor], torch.Tensor],
+                 X_train: torch.Tensor, noise: torch.Tensor, targets: torch.Tensor | None = None,
+                 const: torch.Tensor | None = None, y_mean: torch.Tensor | None = None,
+                 y_std: torch.Tensor | None = None):
+        self.kernel, self.transform = kernel, transform
+        m = noise.numel()
+        like = X_train
+        self.m = m
+        self.X_train = X_train
+        self.noise = noise.reshape(m).to(like).detach()
+        self.const = (torch.zeros(m) if const is None else const.reshape(-1).expand(m)).to(like).detach()
+        self.y_mean = (torch.zeros(m) if y_mean is None else y_mean.reshape(-1).expand(m)).to(like).detach()
+        self.y_std = (torch.ones(m) if y_std is None else y_std.reshape(-1).expand(m)).to(like).detach()
+        with torch.no_grad():
+            K = kernel(X_train, X_train)  # [m, n, n]
+            K = K + torch.diag_embed(self.noise.reshape(m, 1).expand(K.shape[:-1]))
+            self.L = robust_cholesky(K).detach()
+            self.alpha = None
+            if targets is not None:
+                resid = (targets.reshape(m, -1) - self.const.reshape(m, 1)).unsqueeze(-1)
+                self.alpha = torch.cholesky_solve(resid, self.L).detach()  # [m, n, 1]
+
+    @property
+    def n_train(self) -> int:
+        return self.X_train.shape[-2]
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """``[m]`` internal → y variance scale."""
+        return self.y_std**2
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        """``[m]`` observation-noise variance in y units."""
+        return self.noise * self.scale
+
+    # -- building blocks (internal units) -------------------------------------------------------
+    def _features_t(self, T: torch.Tensor) -> torch.Tensor:
+        """``W = L⁻¹ k(X_train, T)`` for transformed ``T: [..., N, d]`` → ``[..., m, n, N]``."""
+        k = self.kernel(self.X_train, T.unsqueeze(-3))
+        return torch.linalg.solve_triangular(self.L, k, upper=False)
+
+    def features(self, X: torch.Tensor) -> torch.Tensor:
+        """``W(X) = L⁻¹ k(X_train, X)``: ``[m, n, N]`` for raw ``X: [N, d]`` (internal units)."""
+        return self._features_t(self.transform(X))
+
+    def _rows(self, per_row_floats: float) -> int:
+        return rows_per_chunk(8.0 * self.m * per_row_floats)
+
+    # -- marginals and covariances (y units) ----------------------------------------------------
+    def marginals(self, X: torch.Tensor, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance of f, each ``[N, m]``, computed chunk by chunk."""
+        chunk_size = chunk_size or self._rows(3 * self.n_train + 8)
+        means, variances = [], []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk_size):
+                T = self.transform(X[start:start + chunk_size])
+                k = self.kernel(self.X_train, T.unsqueeze(-3))  # [m, n, c]
+                W = torch.linalg.solve_triangular(self.L, k, upper=False)
+                if self.alpha is not None:
+                    means.append((k.transpose(-1, -2) @ self.alpha).squeeze(-1) + self.const.reshape(-1, 1))
+                else:
+                    means.append(self.const.reshape(-1, 1).expand(self.m, T.shape[0]))
+                prior = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3), diag=True)  # [m, c]
+                variances.append((prior - W.pow(2).sum(-2)).clamp_min(0.0))
+        mean = torch.cat(means, -1).T * self.y_std + self.y_mean
+        return mean, torch.cat(variances, -1).T * self.scale
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Posterior cross-covariance of f, ``[m, Na, Nb]`` (y units)."""
+        with torch.no_grad():
+            TA, TB = self.transform(A), self.transform(B)
+            cov = self.kernel(TA.unsqueeze(-3), TB.unsqueeze(-3)) - \
+                self._features_t(TA).transpose(-1, -2) @ self._features_t(TB)
+        return cov * self.scale.reshape(-1, 1, 1)
+
+    def columns(self, X: torch.Tensor) -> Callable[[int], torch.Tensor]:
+        """``j -> Σ(X, X[j])  [m, N]``; caches ``W(X)`` when it fits the memory budget."""
+        T = self.transform(X)
+        if 8.0 * self.m * self.n_train * X.shape[0] <= get_memory_budget():
+            step = self._rows(2 * self.n_train + 8)
+            with torch.no_grad():
+                W = torch.cat([self._features_t(T[s:s + step]) for s in range(0, T.shape[0], step)], -1)
+
+            def column(j: int) -> torch.Tensor:
+                with torch.no_grad():
+                    prior = self.kernel(T.unsqueeze(-3), T[j:j + 1].unsqueeze(-3))[..., 0]
+                    return (prior - (W.transpose(-1, -2) @ W[..., j:j + 1])[..., 0]) * self.scale.reshape(-1, 1)
+            return column
+
+        step = self._rows(2 * self.n_train + 8)
+
+        def streamed_column(j: int) -> torch.Tensor:
+            with torch.no_grad():
+                Wj = self._features_t(T[j:j + 1])  # [m, n, 1]
+                parts = []
+                for s in range(0, T.shape[0], step):
+                    Tc = T[s:s + step]
+                    prior = self.kernel(Tc.unsqueeze(-3), T[j:j + 1].unsqueeze(-3))[..., 0]
+                    parts.append(prior - (self._features_t(Tc).transpose(-1, -2) @ Wj)[..., 0])
+                return torch.cat(parts, -1) * self.scale.reshape(-1, 1)
+        return streamed_column
+
+    def reference_blocks(self, R: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``Xc -> Σ(R, Xc)  [m, M, c]`` with ``W(R)`` computed once (y units)."""
+        TR = self.transform(R)
+        with torch.no_grad():
+            WR = self._features_t(TR)  # [m, n, M]
+
+        def block(Xc: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                Tc = self.transform(Xc)
+                cov = self.kernel(TR.unsqueeze(-3), Tc.unsqueeze(-3)) - WR.transpose(-1, -2) @ self._features_t(Tc)
+            return cov * self.scale.reshape(-1, 1, 1)
+        return block
+
+    def joint(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` on ``X: [b, q, d]``."""
+        T = self.transform(X)
+        k = self.kernel(self.X_train, T.unsqueeze(-3))  # [b, m, n, q]
+        W = torch.linalg.solve_triangular(self.L, k, upper=False)
+        cov = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3)) - W.transpose(-1, -2) @ W
+        if self.alpha is not None:
+            mean = (k.transpose(-1, -2) @ self.alpha).squeeze(-1) + self.const.reshape(-1, 1)  # [b, m, q]
+        else:
+            mean = self.const.reshape(-1, 1).expand(*T.shape[:-2], self.m, T.shape[-2])
+        mean = mean.transpose(-1, -2) * self.y_std + self.y_mean
+        return mean, cov * self.scale.reshape(-1, 1, 1)
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable (in X) cross-covariance ``[b, m, M, q]`` between fixed reference points
+        ``R: [M, d]`` and batches ``X: [b, q, d]`` (y units)."""
+        TR, T = self.transform(R), self.transform(X)
+        with torch.no_grad():
+            WR = self._features_t(TR)  # [m, n, M]
+        W = self._features_t(T)  # [b, m, n, q]
+        cov = self.kernel(TR.unsqueeze(-3), T.unsqueeze(-3)) - WR.transpose(-1, -2) @ W
+        return cov * self.scale.reshape(-1, 1, 1)
