@@ -66,7 +66,7 @@ class EmpiricalNTK:
     def features(self, X: torch.Tensor) -> torch.Tensor:
         """``φ(X)``: ``[..., N, n_outputs · n_parameters]`` for inputs ``X: [..., N, d]`` (float64)."""
         lead, d = X.shape[:-1], X.shape[-1]
-        flat = X.reshape(-1, d).to(self._dtype, self._device)
+        flat = X.reshape(-1, d).to(device=self._device, dtype=self._dtype)
 
         def f(params, x):
             return functional_call(self.module, params, (x.unsqueeze(0),)).reshape(-1)
