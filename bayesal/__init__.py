@@ -8,7 +8,7 @@ from . import settings
 from .acquisition import BALD, EVGP, Acquisition, IntegratedVarianceReduction, JointInformation, MaxVariance, Random
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
 from .loop import ActiveLearner, run_campaign
-from .models import BoTorchSurrogate, EmpiricalNTK, ExactGP, KernelGP, Surrogate
+from .models import BoTorchSurrogate, EmpiricalNTK, ExactGP, KernelGP, SparseGP, Surrogate
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
 from .select import Selection, select, select_continuous, select_greedy, select_topk
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActiveLearner", "run_campaign", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
-    "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
+    "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
     "OracleFailed", "settings", "__version__",
 ]

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import UnknownName
-from .base import Surrogate
+from .base import ConditionedSurrogate, Surrogate
 from .botorch_model import BoTorchSurrogate
 from .gp import KERNELS, ExactGP
 from .kernel_gp import EmpiricalNTK, KernelGP
+from .sparse import SparseGP
 
-__all__ = ["Surrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "MODELS", "make_model"]
+__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP", "MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {
     "exact-gp": lambda seed=0: ExactGP(seed=seed),
+    "sparse-gp": lambda seed=0: SparseGP(seed=seed),
     **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
 }
 

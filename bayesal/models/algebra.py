@@ -55,18 +55,28 @@ class ExactGaussianAlgebra:
         targets: ``[m, n]`` internal-unit targets, or None for a variance-only (label-free) model.
         const: ``[m]`` prior mean in internal units.
         y_mean, y_std: ``[m]`` outcome standardisation (internal → y units).
+        middle: optional ``[m, n, n]`` matrix D with ``Σ(A, B) = k(A, B) − W(A)ᵀ D W(B)``
+            (identity for an exact GP; ``I − S`` for a whitened sparse variational GP whose
+            "training inputs" are its inducing points and whose ``noise`` is the jitter).
+        alpha: optional ``[m, n, 1]`` weights of the mean ``k(A, X) α``, overriding ``targets``.
+        observation_noise: ``[m]`` noise variance of a new label in internal units, when it
+            differs from ``noise`` (sparse models).
     """
 
     def __init__(self, kernel: KernelFn, transform: Callable[[torch.Tensor], torch.Tensor],
                  X_train: torch.Tensor, noise: torch.Tensor, targets: torch.Tensor | None = None,
                  const: torch.Tensor | None = None, y_mean: torch.Tensor | None = None,
-                 y_std: torch.Tensor | None = None):
+                 y_std: torch.Tensor | None = None, middle: torch.Tensor | None = None,
+                 alpha: torch.Tensor | None = None, observation_noise: torch.Tensor | None = None):
         self.kernel, self.transform = kernel, transform
         m = noise.numel()
         like = X_train
         self.m = m
         self.X_train = X_train
         self.noise = noise.reshape(m).to(like).detach()
+        self.observation_noise = (self.noise if observation_noise is None
+                                  else observation_noise.reshape(-1).expand(m).to(like).detach())
+        self.middle = None if middle is None else middle.to(like).detach()
         self.const = (torch.zeros(m) if const is None else const.reshape(-1).expand(m)).to(like).detach()
         self.y_mean = (torch.zeros(m) if y_mean is None else y_mean.reshape(-1).expand(m)).to(like).detach()
         self.y_std = (torch.ones(m) if y_std is None else y_std.reshape(-1).expand(m)).to(like).detach()
@@ -74,8 +84,8 @@ class ExactGaussianAlgebra:
             K = kernel(X_train, X_train)  # [m, n, n]
             K = K + torch.diag_embed(self.noise.reshape(m, 1).expand(K.shape[:-1]))
             self.L = robust_cholesky(K).detach()
-            self.alpha = None
-            if targets is not None:
+            self.alpha = None if alpha is None else alpha.to(like).detach()
+            if targets is not None and alpha is None:
                 resid = (targets.reshape(m, -1) - self.const.reshape(m, 1)).unsqueeze(-1)
                 self.alpha = torch.cholesky_solve(resid, self.L).detach()  # [m, n, 1]
 
@@ -91,7 +101,11 @@ class ExactGaussianAlgebra:
     @property
     def noise_variance(self) -> torch.Tensor:
         """``[m]`` observation-noise variance in y units."""
-        return self.noise * self.scale
+        return self.observation_noise * self.scale
+
+    def _D(self, W: torch.Tensor) -> torch.Tensor:
+        """``D W`` (W itself for an exact GP)."""
+        return W if self.middle is None else self.middle @ W
 
     # -- building blocks (internal units) -------------------------------------------------------
     def _features_t(self, T: torch.Tensor) -> torch.Tensor:
@@ -121,7 +135,7 @@ class ExactGaussianAlgebra:
                 else:
                     means.append(self.const.reshape(-1, 1).expand(self.m, T.shape[0]))
                 prior = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3), diag=True)  # [m, c]
-                variances.append((prior - W.pow(2).sum(-2)).clamp_min(0.0))
+                variances.append((prior - (W * self._D(W)).sum(-2)).clamp_min(0.0))
         mean = torch.cat(means, -1).T * self.y_std + self.y_mean
         return mean, torch.cat(variances, -1).T * self.scale
 
@@ -130,7 +144,7 @@ class ExactGaussianAlgebra:
         with torch.no_grad():
             TA, TB = self.transform(A), self.transform(B)
             cov = self.kernel(TA.unsqueeze(-3), TB.unsqueeze(-3)) - \
-                self._features_t(TA).transpose(-1, -2) @ self._features_t(TB)
+                self._features_t(TA).transpose(-1, -2) @ self._D(self._features_t(TB))
         return cov * self.scale.reshape(-1, 1, 1)
 
     def columns(self, X: torch.Tensor) -> Callable[[int], torch.Tensor]:
@@ -144,14 +158,14 @@ class ExactGaussianAlgebra:
             def column(j: int) -> torch.Tensor:
                 with torch.no_grad():
                     prior = self.kernel(T.unsqueeze(-3), T[j:j + 1].unsqueeze(-3))[..., 0]
-                    return (prior - (W.transpose(-1, -2) @ W[..., j:j + 1])[..., 0]) * self.scale.reshape(-1, 1)
+                    return (prior - (W.transpose(-1, -2) @ self._D(W[..., j:j + 1]))[..., 0]) * self.scale.reshape(-1, 1)
             return column
 
         step = self._rows(2 * self.n_train + 8)
 
         def streamed_column(j: int) -> torch.Tensor:
             with torch.no_grad():
-                Wj = self._features_t(T[j:j + 1])  # [m, n, 1]
+                Wj = self._D(self._features_t(T[j:j + 1]))  # [m, n, 1]
                 parts = []
                 for s in range(0, T.shape[0], step):
                     Tc = T[s:s + step]
@@ -164,7 +178,7 @@ class ExactGaussianAlgebra:
         """``Xc -> Σ(R, Xc)  [m, M, c]`` with ``W(R)`` computed once (y units)."""
         TR = self.transform(R)
         with torch.no_grad():
-            WR = self._features_t(TR)  # [m, n, M]
+            WR = self._D(self._features_t(TR))  # [m, n, M]
 
         def block(Xc: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -178,7 +192,7 @@ class ExactGaussianAlgebra:
         T = self.transform(X)
         k = self.kernel(self.X_train, T.unsqueeze(-3))  # [b, m, n, q]
         W = torch.linalg.solve_triangular(self.L, k, upper=False)
-        cov = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3)) - W.transpose(-1, -2) @ W
+        cov = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3)) - W.transpose(-1, -2) @ self._D(W)
         if self.alpha is not None:
             mean = (k.transpose(-1, -2) @ self.alpha).squeeze(-1) + self.const.reshape(-1, 1)  # [b, m, q]
         else:
@@ -191,7 +205,7 @@ class ExactGaussianAlgebra:
         ``R: [M, d]`` and batches ``X: [b, q, d]`` (y units)."""
         TR, T = self.transform(R), self.transform(X)
         with torch.no_grad():
-            WR = self._features_t(TR)  # [m, n, M]
+            WR = self._D(self._features_t(TR))  # [m, n, M]
         W = self._features_t(T)  # [b, m, n, q]
         cov = self.kernel(TR.unsqueeze(-3), T.unsqueeze(-3)) - WR.transpose(-1, -2) @ W
         return cov * self.scale.reshape(-1, 1, 1)

@@ -9,7 +9,7 @@ import torch
 
 from ..posteriors import GaussianPosterior, SamplePosterior
 
-__all__ = ["Surrogate", "AlgebraSurrogate", "CovarianceColumns"]
+__all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceColumns"]
 
 
 class Surrogate(ABC):
@@ -128,3 +128,62 @@ class AlgebraSurrogate(Surrogate):
 
     def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return self._algebra().reference_cross(R.to(X), X)
+
+
+class ConditionedSurrogate(Surrogate):
+    """A Gaussian surrogate conditioned on pending points P (their labels unknown).
+
+    With ``S_P = Σ(P, P) + σ_n² I``, the exact Gaussian update is
+    ``Σ'(A, B) = Σ(A, B) − Σ(A, P) S_P⁻¹ Σ(P, B)``; the mean is unchanged (pending labels taken
+    at their expected values). Works for any base surrogate with ``covariance``.
+    """
+
+    def __init__(self, base: Surrogate, X_pending: torch.Tensor):
+        self.base, self.P = base, X_pending
+        self.num_outputs = base.num_outputs
+        self._fitted = True
+        with torch.no_grad():
+            S = base.covariance(X_pending, X_pending)
+            S = S + torch.diag_embed(base.noise_variance.to(S).reshape(-1, 1).expand(S.shape[:-1]))
+            self._L = torch.linalg.cholesky(S)  # [m, p, p]
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        return self.base.noise_variance
+
+    def fit(self, X: Any, y: Any, bounds: Any = None):
+        raise NotImplementedError("fit the base surrogate, then condition it again")
+
+    def _whiten(self, C: torch.Tensor) -> torch.Tensor:
+        """``L_P⁻¹ C`` for ``C = Σ(P, ·)  [..., m, p, N]``."""
+        return torch.linalg.solve_triangular(self._L, C, upper=False)
+
+    def posterior(self, X: Any) -> GaussianPosterior:
+        post = self.base.posterior(X)
+        X = post_X = torch.as_tensor(X).to(self.P)
+        with torch.no_grad():
+            V = self._whiten(self.base.covariance(self.P, post_X))  # [m, p, N]
+            var = (post.variance - V.pow(2).sum(-2).T).clamp_min(0.0)
+        return GaussianPosterior(post.mean, var, noise_variance=self.noise_variance,
+                                 covariance_fn=lambda idx: self.covariance(X[idx], X[idx]))
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            VA = self._whiten(self.base.covariance(self.P, A))
+            VB = self._whiten(self.base.covariance(self.P, B))
+            return self.base.covariance(A, B) - VA.transpose(-1, -2) @ VB
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, cov = self.base.joint_posterior(X)
+        V = self._whiten(self.base.reference_cross(self.P, X))  # [b, m, p, q]
+        return mean, cov - V.transpose(-1, -2) @ V
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            VR = self._whiten(self.base.covariance(self.P, R))  # [m, p, M]
+        VX = self._whiten(self.base.reference_cross(self.P, X))  # [b, m, p, q]
+        return self.base.reference_cross(R, X) - VR.transpose(-1, -2) @ VX
+
+    def condition_on(self, X_pending: Any) -> "ConditionedSurrogate":
+        Xp = torch.as_tensor(X_pending).to(self.P)
+        return ConditionedSurrogate(self.base, torch.cat([self.P, Xp]))
