@@ -116,3 +116,18 @@ def test_errors():
     gp = ExactGP().fit(_points(5, 2, 0), torch.arange(5.0))
     with pytest.raises(InvalidInput, match="invalid X: expected a 2-D array of shape \\[N, 2\\]"):
         gp.posterior(torch.zeros(3, 3))
+
+
+def test_love_variances_approximate_the_exact_ones():
+    gen = torch.Generator().manual_seed(3)
+    X = torch.rand(700, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(6 * X[:, 0]) + torch.cos(4 * X[:, 1]) + 0.1 * torch.randn(700, generator=gen, dtype=torch.float64)
+    gp = ExactGP(love=False).fit(X, y)
+    assert not gp.uses_love and ExactGP(love_threshold=10).fit(X[:20], y[:20]).uses_love
+    Xs = torch.rand(300, 2, generator=gen, dtype=torch.float64)
+    a = gp.posterior(Xs)
+    gp.love = True  # same fitted model, LOVE variances
+    b = gp.posterior(Xs)
+    assert torch.allclose(a.mean, b.mean, atol=1e-6)
+    rel = ((a.variance - b.variance).abs() / a.variance).max()
+    assert rel < 0.05, f"LOVE variances off by {float(rel):.3g} relative"
