@@ -48,7 +48,7 @@ class IntegratedVarianceReduction(Acquisition):
     joint = True
     scores_from_marginals = False
 
-    def __init__(self, reference: str | Any = "auto", weights: Any = None, n_reference: int = 1024,
+    def __init__(self, reference: str | Any = "auto", weights: Any = None, n_reference: int = 2048,
                  output_weights: Any = None, seed: int = 0):
         if isinstance(reference, str) and reference not in ("auto", "uniform", "pool"):
             raise InvalidInput("reference", "'auto', 'uniform', 'pool' or points [M, d]", repr(reference))
@@ -142,7 +142,7 @@ class EVGP(IntegratedVarianceReduction):
     name = "ev-gp"
 
     def __init__(self, kernel: Any = None, noise: float = 1e-2, reference: str | Any = "pool",
-                 n_reference: int = 1024, output_weights: Any = None, seed: int = 0):
+                 n_reference: int = 2048, output_weights: Any = None, seed: int = 0):
         super().__init__(reference=reference, n_reference=n_reference, output_weights=output_weights, seed=seed)
         self.kernel, self.noise = kernel, float(noise)
 
