@@ -4,7 +4,7 @@ Surrogates expose posteriors; acquisitions score them; selectors turn scores int
 pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 """
 
-from . import settings
+from . import design, settings
 from .acquisition import BALD, EVGP, Acquisition, IntegratedVarianceReduction, JointInformation, MaxVariance, Random
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
 from .loop import ActiveLearner, run_campaign
@@ -21,5 +21,5 @@ __all__ = [
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
-    "OracleFailed", "settings", "__version__",
+    "OracleFailed", "settings", "design", "__version__",
 ]

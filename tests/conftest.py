@@ -31,3 +31,14 @@ def gp_2d():
     X = torch.rand(25, 2, generator=gen, dtype=torch.float64)
     y = torch.sin(4 * X[:, 0]) * torch.cos(3 * X[:, 1]) + 0.02 * torch.randn(25, generator=gen, dtype=torch.float64)
     return ExactGP().fit(X, y, bounds=[[0.0, 0.0], [1.0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Pin torch to one thread for a module of small-tensor tests: one thread is as fast there,
+    and on a shared machine two OpenMP threads that wait for each other at every operation slow
+    small kernels down a hundredfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

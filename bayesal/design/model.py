@@ -58,6 +58,7 @@ __all__ = [
     "PharmacokineticModel",
     "DeathProcessModel",
     "DeathProcessCounts",
+    "IsotropicNormal",
     "gaussian_posterior_model",
     "batch_model",
     "seeded",
@@ -80,7 +81,9 @@ def seeded(seed: int | torch.Generator | None, device: torch.device | str | None
     device = torch.device(device) if device is not None else torch.device("cpu")
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        if seed is not None:
+        if seed is None:
+            torch.seed()  # fresh, non-deterministic draws (the caller's stream is still restored)
+        else:
             torch.manual_seed(int(seed))
         yield
 
@@ -268,14 +271,14 @@ class DesignModel:
         """Validate designs and return ``[B, *design_shape]`` in the model's dtype and device.
 
         One design of shape ``design_shape`` becomes a batch of one; with ``design_shape == (1,)``
-        a 1-D array ``[B]`` is read as B scalar designs.
+        a scalar is one design and a 1-D array ``[B]`` is B scalar designs.
         """
         t = as_tensor(designs, name, dtype=self.dtype, device=self.device)
         ds = self.design_shape
         if tuple(t.shape) == ds:
             t = t.unsqueeze(0)
-        elif ds == (1,) and t.dim() == 1:
-            t = t.unsqueeze(-1)
+        elif ds == (1,) and t.dim() <= 1:
+            t = t.reshape(-1, 1)
         if t.dim() != len(ds) + 1 or tuple(t.shape[1:]) != ds or t.shape[0] == 0:
             raise InvalidInput(name, f"a tensor of shape [B, {', '.join(map(str, ds))}] with B >= 1", describe(designs))
         finite = torch.isfinite(t.reshape(t.shape[0], -1))
@@ -308,15 +311,6 @@ class DesignModel:
         clone = copy.copy(self)
         clone.prior, clone.samples, clone.num_prior_samples = None, checked, K
         return clone
-
-
-def _expand_theta(theta: Theta, model: DesignModel, q: int) -> Theta:
-    """Insert a q axis before each parameter's event dims (broadcast against q designs)."""
-    out = {}
-    for k, v in theta.items():
-        ev = len(model.event_shapes[k])
-        out[k] = v.unsqueeze(v.dim() - ev)
-    return out
 
 
 class _JointBatch(Distribution):
@@ -393,6 +387,42 @@ def batch_model(model: DesignModel, q: int) -> DesignModel:
 # ---------------------------------------------------------------------------------------------
 # Linear-Gaussian regression
 # ---------------------------------------------------------------------------------------------
+class IsotropicNormal(Distribution):
+    """``N(loc, σ² I)`` over the last axis of ``loc: [..., n]``, with a scalar σ.
+
+    ``Independent(Normal(loc, σ), 1)`` broadcasts σ to the shape of loc and takes its log and
+    square elementwise; with nested estimators evaluating ``[M, N, B, n]`` densities, one
+    subtraction, one square and one sum is most of the cost, so the constant terms are
+    computed once.
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.real, 1)
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor, scale: float):
+        self.loc, self.scale = loc, float(scale)
+        n = loc.shape[-1]
+        self._constant = -n * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
+        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.loc.shape
+        return self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        diff = value - self.loc
+        return (diff * diff).sum(-1) * (-0.5 / self.scale**2) + self._constant
+
+
 class LinearGaussianModel(DesignModel):
     """Bayesian linear regression ``y = X(d) θ + ε``, ``θ ~ N(μ, Σ)``, ``ε ~ N(0, σ² I_n)``.
 
@@ -442,8 +472,15 @@ class LinearGaussianModel(DesignModel):
 
     def likelihood_fn(self, theta: Theta, designs: torch.Tensor) -> Distribution:
         X = self.design_matrix(designs)  # [B, n, p]
-        mean = (X @ theta["theta"].unsqueeze(-1)).squeeze(-1)  # [..., B, n]
-        return Independent(Normal(mean, self.noise_sd, validate_args=False), 1)
+        th = theta["theta"]  # [..., B or 1, p]
+        B, n, p = X.shape
+        if th.shape[-2] == 1:
+            # The same θ for every design (common random numbers, shared inner draws): one GEMM
+            # [..., p] × [p, B·n] instead of a batched product per draw and design.
+            mean = (th[..., 0, :] @ X.reshape(B * n, p).T).reshape(*th.shape[:-2], B, n)
+        else:
+            mean = torch.einsum("bkp,...bp->...bk", X, th.expand(*th.shape[:-2], B, p))
+        return IsotropicNormal(mean, self.noise_sd)
 
     def eig(self, designs: Any) -> torch.Tensor:
         """Closed-form EIG ``[B]`` in nats."""
@@ -532,8 +569,8 @@ class PsychometricModel(DesignModel):
             raise InvalidInput("trials", "an integer >= 1", repr(trials))
         self.guess_rate, self.lapse_rate, self.trials = float(guess_rate), float(lapse_rate), int(trials)
         prior = {
-            "threshold": threshold_prior if threshold_prior is not None else Normal(t(0.0), t(2.0)),
-            "slope": slope_prior if slope_prior is not None else LogNormal(t(0.0), t(0.5)),
+            "threshold": threshold_prior if threshold_prior is not None else Normal(t(0.0), t(2.0), validate_args=False),
+            "slope": slope_prior if slope_prior is not None else LogNormal(t(0.0), t(0.5), validate_args=False),
         }
         K = int(num_levels)
         lo, hi = bounds
@@ -578,7 +615,7 @@ class PharmacokineticModel(DesignModel):
                  dtype: torch.dtype = DEFAULT_DTYPE, device: torch.device | str | None = None):
         def ln(median, var):
             return LogNormal(torch.tensor(math.log(median), dtype=dtype, device=device),
-                             torch.tensor(math.sqrt(var), dtype=dtype, device=device))
+                             torch.tensor(math.sqrt(var), dtype=dtype, device=device), validate_args=False)
 
         self.dose = float(dose)
         self.multiplicative_variance = float(multiplicative_variance)
@@ -678,7 +715,8 @@ class DeathProcessModel(DesignModel):
             raise InvalidInput("population", "an integer >= 1", repr(population))
         self.population = int(population)
         prior = rate_prior if rate_prior is not None else LogNormal(
-            torch.tensor(0.0, dtype=dtype, device=device), torch.tensor(0.5, dtype=dtype, device=device))
+            torch.tensor(0.0, dtype=dtype, device=device), torch.tensor(0.5, dtype=dtype, device=device),
+            validate_args=False)
         K = int(num_times)
         lo, hi = bounds
         super().__init__({"b": prior}, design_shape=(K,),
