@@ -16,7 +16,7 @@ def test_gp_bald_equals_half_log_one_plus_signal_to_noise(gp_2d):
     # Independent reference: BoTorch's posterior variance, the likelihood's noise rescaled by the
     # outcome standardisation, and the closed form in numpy.
     var_f = gp_2d.model.posterior(X).variance.detach().numpy()[:, 0]
-    noise = float(gp_2d.model.likelihood.noise) * float(gp_2d.model.outcome_transform.stdvs) ** 2
+    noise = float(gp_2d.model.likelihood.noise.detach()) * float(gp_2d.model.outcome_transform.stdvs) ** 2
     assert np.allclose(scores, 0.5 * np.log(1 + var_f / noise), rtol=1e-9)
 
 
