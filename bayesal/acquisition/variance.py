@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInput
-from ..settings import get_memory_budget, rows_per_chunk
+from ..settings import get_memory_budget, stream_rows
 from ..spaces import Box, Pool
 from ..validation import as_tensor, check_X
 from .base import Acquisition, output_weights
@@ -173,7 +173,7 @@ class _ReferenceScorer:
         m = noise.numel()
         M, N = R.shape[0], X.shape[0]
         self.stored = 8.0 * m * M * N <= get_memory_budget()
-        self.step = N if self.stored else rows_per_chunk(8.0 * m * (M + 3 * max(1, getattr(surrogate, "num_train", 1)) + 8))
+        self.step = N if self.stored else stream_rows(8.0 * m * (M + 2 * max(1, getattr(surrogate, "num_train", 1)) + 8))
         self.block = block
         if self.stored:
             self.C0 = block(X)  # [m, M, N]
@@ -190,8 +190,10 @@ class _ReferenceScorer:
         """``vecᵀ C_0``: ``[m, M] -> [m, N]``."""
         if self.stored:
             return (vec.unsqueeze(-2) @ self.C0).squeeze(-2)
-        return torch.cat([(vec.unsqueeze(-2) @ self.block(self.X[s:s + self.step])).squeeze(-2)
-                          for s in range(0, self.X.shape[0], self.step)], -1)
+        times = getattr(self.block, "times", None)
+        if times is None:
+            times = lambda v, Xc: (v.unsqueeze(-2) @ self.block(Xc)).squeeze(-2)  # noqa: E731
+        return torch.cat([times(vec, self.X[s:s + self.step]) for s in range(0, self.X.shape[0], self.step)], -1)
 
     def scores(self, var: torch.Tensor) -> torch.Tensor:
         """``[N]`` IVR gain of each candidate given the points chosen so far; ``var: [N, m]``."""

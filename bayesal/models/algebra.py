@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..settings import get_memory_budget, rows_per_chunk
+from ..settings import get_memory_budget, stream_rows
 
 __all__ = ["ExactGaussianAlgebra", "robust_cholesky"]
 
@@ -118,7 +118,11 @@ class ExactGaussianAlgebra:
         return self._features_t(self.transform(X))
 
     def _rows(self, per_row_floats: float) -> int:
-        return rows_per_chunk(8.0 * self.m * per_row_floats)
+        return stream_rows(8.0 * self.m * per_row_floats)
+
+    def _solve_t(self, V: torch.Tensor) -> torch.Tensor:
+        """``L⁻ᵀ V`` for ``V: [m, n, k]``."""
+        return torch.linalg.solve_triangular(self.L.transpose(-1, -2), V, upper=True)
 
     # -- marginals and covariances (y units) ----------------------------------------------------
     def marginals(self, X: torch.Tensor, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,31 +165,26 @@ class ExactGaussianAlgebra:
                     return (prior - (W.transpose(-1, -2) @ self._D(W[..., j:j + 1]))[..., 0]) * self.scale.reshape(-1, 1)
             return column
 
-        step = self._rows(2 * self.n_train + 8)
+        step = self._rows(self.n_train + 8)
 
+        # Σ(X, x_j) = k(X, x_j) − k(X_train, X)ᵀ L⁻ᵀ D W(x_j): one solve for x_j, none over the
+        # pool, so a streamed column costs one kernel evaluation and a mat-vec per chunk.
         def streamed_column(j: int) -> torch.Tensor:
             with torch.no_grad():
-                Wj = self._D(self._features_t(T[j:j + 1]))  # [m, n, 1]
+                vj = self._solve_t(self._D(self._features_t(T[j:j + 1])))  # [m, n, 1]
+                vj_t = vj.transpose(-1, -2)
                 parts = []
                 for s in range(0, T.shape[0], step):
                     Tc = T[s:s + step]
                     prior = self.kernel(Tc.unsqueeze(-3), T[j:j + 1].unsqueeze(-3))[..., 0]
-                    parts.append(prior - (self._features_t(Tc).transpose(-1, -2) @ Wj)[..., 0])
+                    parts.append(prior - (vj_t @ self.kernel(self.X_train, Tc.unsqueeze(-3)))[..., 0, :])
                 return torch.cat(parts, -1) * self.scale.reshape(-1, 1)
         return streamed_column
 
-    def reference_blocks(self, R: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``Xc -> Σ(R, Xc)  [m, M, c]`` with ``W(R)`` computed once (y units)."""
-        TR = self.transform(R)
-        with torch.no_grad():
-            WR = self._D(self._features_t(TR))  # [m, n, M]
-
-        def block(Xc: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                Tc = self.transform(Xc)
-                cov = self.kernel(TR.unsqueeze(-3), Tc.unsqueeze(-3)) - WR.transpose(-1, -2) @ self._features_t(Tc)
-            return cov * self.scale.reshape(-1, 1, 1)
-        return block
+    def reference_blocks(self, R: torch.Tensor) -> "ReferenceBlocks":
+        """``Xc -> Σ(R, Xc)  [m, M, c]`` with the reference side precomputed once (y units);
+        its ``times(vec, Xc)`` gives ``vecᵀ Σ(R, Xc)`` without forming the block."""
+        return ReferenceBlocks(self, R)
 
     def joint(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` on ``X: [b, q, d]``."""
@@ -209,3 +208,36 @@ class ExactGaussianAlgebra:
         W = self._features_t(T)  # [b, m, n, q]
         cov = self.kernel(TR.unsqueeze(-3), T.unsqueeze(-3)) - WR.transpose(-1, -2) @ W
         return cov * self.scale.reshape(-1, 1, 1)
+
+
+class ReferenceBlocks:
+    """Cross-covariance blocks ``Σ(R, Xc) = k(R, Xc) − Pᵀ k(X_train, Xc)`` between fixed
+    reference points ``R: [M, d]`` and chunks of candidates, with ``P = L⁻ᵀ D W(R)  [m, n, M]``
+    computed once, so that no triangular solve runs over the candidates.
+
+    ``block(Xc)`` is ``[m, M, c]``; ``block.times(vec, Xc)`` is ``vecᵀ Σ(R, Xc)``, ``[m, M] ->
+    [m, c]``, which costs two kernel evaluations and two mat-vecs per chunk and never builds the
+    ``[m, M, c]`` block (the streamed greedy integrated-variance pass).
+    """
+
+    def __init__(self, algebra: ExactGaussianAlgebra, R: torch.Tensor):
+        self.algebra = algebra
+        self.TR = algebra.transform(R)
+        with torch.no_grad():
+            self.P = algebra._solve_t(algebra._D(algebra._features_t(self.TR)))  # [m, n, M]
+
+    def __call__(self, Xc: torch.Tensor) -> torch.Tensor:
+        a = self.algebra
+        with torch.no_grad():
+            Tc = a.transform(Xc).unsqueeze(-3)
+            cov = a.kernel(self.TR.unsqueeze(-3), Tc) - self.P.transpose(-1, -2) @ a.kernel(a.X_train, Tc)
+        return cov * a.scale.reshape(-1, 1, 1)
+
+    def times(self, vec: torch.Tensor, Xc: torch.Tensor) -> torch.Tensor:
+        """``vecᵀ Σ(R, Xc)``: ``vec: [m, M]`` -> ``[m, c]``."""
+        a = self.algebra
+        with torch.no_grad():
+            Tc = a.transform(Xc).unsqueeze(-3)
+            left = (vec.unsqueeze(-2) @ a.kernel(self.TR.unsqueeze(-3), Tc)).squeeze(-2)
+            right = ((self.P @ vec.unsqueeze(-1)).transpose(-1, -2) @ a.kernel(a.X_train, Tc)).squeeze(-2)
+        return (left - right) * a.scale.reshape(-1, 1)
