@@ -128,20 +128,24 @@ class ExactGaussianAlgebra:
     def marginals(self, X: torch.Tensor, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of f, each ``[N, m]``, computed chunk by chunk."""
         chunk_size = chunk_size or self._rows(3 * self.n_train + 8)
-        means, variances = [], []
+        N = X.shape[0]
+        # Results go into preallocated outputs: small result pieces allocated between the large
+        # chunk temporaries fragment the heap, and the process then holds on to every chunk's
+        # memory (2.2 GB instead of 90 MB for N = 1,000,000 points here).
+        mean = self.const.reshape(-1, 1).to(X).expand(self.m, N).clone()
+        var = X.new_empty(self.m, N)
         with torch.no_grad():
-            for start in range(0, X.shape[0], chunk_size):
+            for start in range(0, N, chunk_size):
                 T = self.transform(X[start:start + chunk_size])
+                c = T.shape[0]
                 k = self.kernel(self.X_train, T.unsqueeze(-3))  # [m, n, c]
                 W = torch.linalg.solve_triangular(self.L, k, upper=False)
                 if self.alpha is not None:
-                    means.append((k.transpose(-1, -2) @ self.alpha).squeeze(-1) + self.const.reshape(-1, 1))
-                else:
-                    means.append(self.const.reshape(-1, 1).expand(self.m, T.shape[0]))
+                    mean[:, start:start + c] += (k.transpose(-1, -2) @ self.alpha).squeeze(-1)
                 prior = self.kernel(T.unsqueeze(-3), T.unsqueeze(-3), diag=True)  # [m, c]
-                variances.append((prior - (W * self._D(W)).sum(-2)).clamp_min(0.0))
-        mean = torch.cat(means, -1).T * self.y_std + self.y_mean
-        return mean, torch.cat(variances, -1).T * self.scale
+                var[:, start:start + c] = (prior - (W * self._D(W)).sum(-2)).clamp_min(0.0)
+                del k, W, prior
+        return mean.T * self.y_std + self.y_mean, var.T * self.scale
 
     def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         """Posterior cross-covariance of f, ``[m, Na, Nb]`` (y units)."""
@@ -157,7 +161,9 @@ class ExactGaussianAlgebra:
         if 8.0 * self.m * self.n_train * X.shape[0] <= get_memory_budget():
             step = self._rows(2 * self.n_train + 8)
             with torch.no_grad():
-                W = torch.cat([self._features_t(T[s:s + step]) for s in range(0, T.shape[0], step)], -1)
+                W = T.new_empty(self.m, self.n_train, T.shape[0])
+                for s in range(0, T.shape[0], step):
+                    W[..., s:s + step] = self._features_t(T[s:s + step])
 
             def column(j: int) -> torch.Tensor:
                 with torch.no_grad():
@@ -173,12 +179,12 @@ class ExactGaussianAlgebra:
             with torch.no_grad():
                 vj = self._solve_t(self._D(self._features_t(T[j:j + 1])))  # [m, n, 1]
                 vj_t = vj.transpose(-1, -2)
-                parts = []
+                out = T.new_empty(self.m, T.shape[0])  # preallocated: see marginals
                 for s in range(0, T.shape[0], step):
                     Tc = T[s:s + step]
                     prior = self.kernel(Tc.unsqueeze(-3), T[j:j + 1].unsqueeze(-3))[..., 0]
-                    parts.append(prior - (vj_t @ self.kernel(self.X_train, Tc.unsqueeze(-3)))[..., 0, :])
-                return torch.cat(parts, -1) * self.scale.reshape(-1, 1)
+                    out[:, s:s + Tc.shape[0]] = prior - (vj_t @ self.kernel(self.X_train, Tc.unsqueeze(-3)))[..., 0, :]
+                return out * self.scale.reshape(-1, 1)
         return streamed_column
 
     def reference_blocks(self, R: torch.Tensor) -> "ReferenceBlocks":
