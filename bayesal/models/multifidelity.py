@@ -118,6 +118,10 @@ class TargetFidelity(AlgebraSurrogate):
     def joint_posterior(self, X: torch.Tensor):
         return self._algebra().joint(self.base._check_points_batched(augment(X, self.level)))
 
+    def reference_blocks(self, R: torch.Tensor):
+        block = self._algebra().reference_blocks(self._check_points(R, "reference points"))
+        return lambda Xc: block(self.base._check_points_batched(augment(Xc, self.level)))
+
     def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return self._algebra().reference_cross(self._check_points(R.to(X), "reference points"),
                                                self.base._check_points_batched(augment(X, self.level)))
