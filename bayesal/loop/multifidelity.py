@@ -170,8 +170,8 @@ class MultiFidelityLearner:
 
     # -- loop -------------------------------------------------------------------------------------
     def run(self, oracle: Callable[[torch.Tensor, torch.Tensor], Any], cost_budget: float, q: int = 1,
-            initial: Any = None, callback: Callable[[dict[str, Any]], Any] | None = None,
-            progress: bool = True) -> list[dict[str, Any]]:
+            initial: Any = None, step_cost: float | None = None,
+            callback: Callable[[dict[str, Any]], Any] | None = None, progress: bool = True) -> list[dict[str, Any]]:
         """Buy labels from ``oracle(X, fidelity)`` until ``cost_budget`` (in cost units, the initial
         design included) cannot pay for another evaluation; record a learning curve.
 
@@ -182,6 +182,9 @@ class MultiFidelityLearner:
             initial: labels per level for the initial design when the learner is empty
                 (default ``2(d+1)`` at each lower level and ``d+1`` at the target, all reduced
                 together, down to 2, until the design costs at most half the budget).
+            step_cost: the most one batch may cost (default: no limit but the budget left), so
+                that cheap levels are bought in batches of about the same cost as one expensive
+                evaluation.
             callback: called with each step's record; returning ``False`` stops the run.
             progress: show a tqdm bar (in cost units).
 
@@ -194,6 +197,8 @@ class MultiFidelityLearner:
         if not (budget > 0) or not math.isfinite(budget):
             raise InvalidInput("cost_budget", "a positive finite cost", repr(cost_budget))
         q = check_count(q, "q")
+        if step_cost is not None and not (float(step_cost) > 0):
+            raise InvalidInput("step_cost", "a positive cost or None", repr(step_cost))
         if not callable(oracle):
             raise InvalidInput("oracle", "a callable oracle(X, fidelity)", type(oracle).__name__)
         spent_at_start = self.cumulative_cost
@@ -212,7 +217,7 @@ class MultiFidelityLearner:
                 if left < float(self.costs[self.fidelities].min()) - 1e-12:
                     break
                 start = time.perf_counter()
-                batch = self.ask(q, budget=left)
+                batch = self.ask(q, budget=left if step_cost is None else min(left, float(step_cost)))
                 acq_s = time.perf_counter() - start
                 if len(batch) == 0:
                     break
