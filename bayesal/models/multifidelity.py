@@ -315,7 +315,6 @@ class CoKriging(MultiFidelitySurrogate):
             else:
                 self._fit_level(s, Xs, ys, mu)
             self._P = self._build_P(self.rho)
-        self.levels = self.levels  # fitted BoTorch models of the δ_s (None where δ_s = 0)
         self._fitted = True
         self._cache = None
         return self

@@ -34,7 +34,7 @@ import torch
 
 from ..errors import InvalidInput, UnknownName
 from ..spaces import Box
-from ..validation import DEFAULT_DTYPE, as_tensor
+from ..validation import DEFAULT_DTYPE
 from . import simulators as sim
 
 __all__ = [
