@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -105,8 +106,12 @@ def first_cost_below(curve, target: float) -> float | None:
 
 
 def geometric_mean_curve(curves, grid):
+    """Geometric mean over seeds of the RMSE after each cost in ``grid`` (seeds with no record yet
+    at that cost are left out; NaN where no seed has one)."""
     vals = np.array([[rmse_at(cv, g) for g in grid] for cv in curves])
-    return np.exp(np.nanmean(np.log(vals), axis=0)) if not np.isnan(vals).all() else vals[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first record
+        return np.exp(np.nanmean(np.log(vals), axis=0))
 
 
 def main() -> None:

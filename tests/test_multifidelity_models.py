@@ -127,3 +127,18 @@ def test_botorch_multifidelity_gp_agrees_with_botorch():
     torch.testing.assert_close(model.covariance(A, B)[0], joint[:9, 9:], rtol=1e-5, atol=1e-8)
     cond = model.condition_on(augment(Xs[:2], 0))
     assert bool((cond.posterior(augment(Xs, 1)).variance <= model.posterior(augment(Xs, 1)).variance + 1e-12).all())
+
+
+def test_target_view_conditions_on_pending_points():
+    X, y, _ = _forrester_data()
+    target = CoKriging(2).fit(X, y, bounds=[[0.0], [1.0]]).at_target()
+    Xs = torch.linspace(0, 1, 9, dtype=torch.float64).reshape(-1, 1)
+    P = torch.tensor([[0.2], [0.8]], dtype=torch.float64)
+    cond = target.condition_on(P)
+    before, after = target.posterior(Xs), cond.posterior(Xs)
+    torch.testing.assert_close(after.mean, before.mean)
+    # the exact update: Σ(x,x) − Σ(x,P)(Σ_PP + σ²I)⁻¹Σ(P,x)
+    S = target.covariance(P, P)[0] + target.noise_variance * torch.eye(2, dtype=torch.float64)
+    C = target.covariance(Xs, P)[0]
+    expect = before.variance[:, 0] - (C * torch.linalg.solve(S, C.T).T).sum(-1)
+    torch.testing.assert_close(after.variance[:, 0], expect, rtol=1e-6, atol=1e-10)
