@@ -127,11 +127,11 @@ class MultiFidelityAcquisition:
         costs = as_tensor(costs, "costs").reshape(-1).to(x)
         if costs.numel() != S or not bool((costs > 0).all()):
             raise InvalidInput("costs", f"{S} positive costs", f"{costs.tolist()}")
-        levels = torch.arange(S) if fidelities is None else torch.as_tensor(fidelities).reshape(-1).long()
+        levels = torch.arange(S) if fidelities is None else torch.as_tensor(fidelities).reshape(-1).long().cpu()
         if levels.numel() == 0 or bool(((levels < 0) | (levels >= S)).any()):
             raise InvalidInput("fidelities", f"levels in 0..{S - 1}", f"{levels.tolist()}")
         N = x.shape[0]
-        lev = levels.repeat_interleave(N)  # [Nc] candidate levels, grouped by level
+        lev = levels.to(x.device).repeat_interleave(N)  # [Nc] candidate levels, grouped by level
         xc = x.repeat(levels.numel(), 1)  # [Nc, d]
         C = augment(xc, lev)
         c = costs[lev]
@@ -143,7 +143,7 @@ class MultiFidelityAcquisition:
         V = x.new_zeros(C.shape[0], 0)
         chosen: list[int] = []
         scores: list[float] = []
-        allowed = torch.ones(C.shape[0], dtype=torch.bool)
+        allowed = torch.ones(C.shape[0], dtype=torch.bool, device=x.device)
         for _ in range(q):
             allowed &= c <= remaining + 1e-12
             if not bool(allowed.any()):
@@ -166,7 +166,7 @@ class MultiFidelityAcquisition:
             self._update(model, C, xc, j, v, denom, V)
             V = torch.cat([V, v.unsqueeze(-1)], -1)
             var = (var - v.pow(2)).clamp_min(0.0)
-        idx = torch.tensor(chosen, dtype=torch.long)
+        idx = torch.tensor(chosen, dtype=torch.long, device=x.device)
         return MultiFidelitySelection(xc[idx], lev[idx], torch.tensor(scores, dtype=x.dtype), c[idx])
 
 

@@ -249,7 +249,7 @@ class CoKriging(MultiFidelitySurrogate):
 
     def _build_P(self, rho: list[float]) -> torch.Tensor:
         S = self.num_fidelities
-        P = torch.zeros(S, S, dtype=self._Xt.dtype)
+        P = torch.zeros(S, S, dtype=self._Xt.dtype, device=self._Xt.device)
         for k in range(S):
             P[k, k] = 1.0
             for s in range(k + 1, S):
@@ -291,9 +291,9 @@ class CoKriging(MultiFidelitySurrogate):
         S = self.num_fidelities
         self.levels = [None] * S
         self.rho = [1.0] * S
-        self._scale = torch.zeros(S, dtype=x.dtype)
-        self._c = torch.zeros(S, dtype=x.dtype)
-        self._noise = torch.zeros(S, dtype=x.dtype)
+        self._scale = torch.zeros(S, dtype=x.dtype, device=x.device)
+        self._c = torch.zeros(S, dtype=x.dtype, device=x.device)
+        self._noise = torch.zeros(S, dtype=x.dtype, device=x.device)
         self._P = self._build_P(self.rho)
         self._cache = None
         xu = (x - lo) / (hi - lo)
