@@ -184,9 +184,12 @@ class CoKriging(MultiFidelitySurrogate):
 
     Hyperparameters are fitted level by level, as in Kennedy & O'Hagan §3 and Le Gratiet (2013,
     "Bayesian analysis of hierarchical multifidelity codes", SIAM/ASA JUQ 1): ``δ_0`` on the
-    level-0 data; then, for each s, ``ρ_s`` by least squares of ``y_s`` on the posterior mean of
-    ``f_{s-1}`` at the level-s inputs (which is ``y_{s-1}`` itself for nested designs), and ``δ_s``
-    by maximum marginal likelihood on the residuals ``y_s − ρ_s μ_{s-1}(x)``. The designs need not
+    level-0 data; then, for each s, a GP for ``y_s`` with prior mean ``ρ_s μ_{s-1}(x) + c_s``,
+    where ``μ_{s-1}`` is the co-kriging posterior mean of ``f_{s-1}`` given the lower levels' data
+    (``y_{s-1}`` itself, up to noise, for nested designs), and the δ_s kernel: ``ρ_s``, ``c_s``
+    and the kernel hyperparameters are fitted together by maximum marginal likelihood (Kennedy &
+    O'Hagan estimate ρ by generalised least squares given δ's correlation parameters: the same
+    maximiser). With ``rho`` fixed, δ_s is fitted to ``y_s − ρ_s μ_{s-1}(x)``. The designs need not
     be nested. Each level needs at least two observations.
 
     Args:
