@@ -14,6 +14,11 @@ from .problems import DatasetProblem, make_problem
 from .select import Selection, select, select_continuous, select_greedy, select_topk
 from .spaces import Box, Pool
 
+from .acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
+from .loop.multifidelity import MultiFidelityLearner
+from .models.multifidelity import BoTorchMultiFidelityGP, CoKriging
+from .problems.multifidelity import MultiFidelityProblem, make_multifidelity_problem
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -22,4 +27,6 @@ __all__ = [
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
     "OracleFailed", "settings", "design", "__version__",
+    "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
+    "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
 ]

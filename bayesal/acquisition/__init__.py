@@ -6,10 +6,15 @@ from ..errors import UnknownName
 from .bald import BALD, JointInformation
 from .base import Acquisition
 from .uncertainty import MaxVariance, Random
+from .multifidelity import (
+    MF_ACQUISITIONS, MultiFidelityAcquisition, MultiFidelityInformation, MultiFidelitySelection,
+    MultiFidelityVarianceReduction,
+)
 from .variance import EVGP, IntegratedVarianceReduction
 
 __all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "IntegratedVarianceReduction", "EVGP",
-           "ACQUISITIONS", "make_acquisition"]
+           "MultiFidelityAcquisition", "MultiFidelityVarianceReduction", "MultiFidelityInformation",
+           "MultiFidelitySelection", "MF_ACQUISITIONS", "ACQUISITIONS", "make_acquisition"]
 
 #: registry name -> class, for the CLI and ``ActiveLearner(acquisition="...")``
 ACQUISITIONS: dict[str, type[Acquisition]] = {

@@ -9,9 +9,11 @@ from .base import ConditionedSurrogate, Surrogate
 from .botorch_model import BoTorchSurrogate
 from .gp import KERNELS, ExactGP
 from .kernel_gp import EmpiricalNTK, KernelGP
+from .multifidelity import BoTorchMultiFidelityGP, CoKriging, MultiFidelitySurrogate, TargetFidelity
 from .sparse import SparseGP
 
-__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP", "MODELS", "make_model"]
+__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
+           "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {
