@@ -328,11 +328,10 @@ class MCDropoutNet(SampleSurrogate):
 
 def _with_consistent_dropout(module: nn.Module) -> nn.Module:
     """Replace every ``nn.Dropout`` / ``nn.Dropout1d`` inside ``module`` by a ConsistentDropout."""
-    for name, child in list(module.named_children()):
-        if isinstance(child, (nn.Dropout, nn.Dropout1d)):
-            setattr(module, name, ConsistentDropout(child.p))
-        else:
-            _with_consistent_dropout(child)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.Dropout, nn.Dropout1d)):
+                setattr(parent, name, ConsistentDropout(child.p))
     if not any(isinstance(m, ConsistentDropout) for m in module.modules()):
         raise InvalidInput("module", "a network with at least one dropout layer", type(module).__name__)
     return module
