@@ -84,7 +84,8 @@ def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Poo
     gen = _generator(seed)
     best_scores = torch.empty(0, dtype=torch.float64)
     best_idx = torch.empty(0, dtype=torch.long)
-    for idx, Xc in pool.chunks(chunk_size):
+    per_row = getattr(surrogate, "posterior_bytes_per_row", None) if acquisition.needs_posterior else None
+    for idx, Xc in pool.chunks(chunk_size, bytes_per_row=per_row):
         if acquisition.needs_posterior:
             s = acquisition.score(surrogate.posterior(Xc)).detach().to("cpu", torch.float64)
         else:
@@ -194,7 +195,7 @@ def select_stochastic(surrogate: Surrogate | None, acquisition: Acquisition, poo
         pick = torch.randperm(candidates.numel(), generator=gen)[: acquisition.subset_size]
         candidates = candidates[torch.sort(pick).values]
     if acquisition.needs_posterior:
-        step = chunk_size or rows_per_chunk(8.0 * (pool.dim + 64))
+        step = chunk_size or rows_per_chunk(getattr(surrogate, "posterior_bytes_per_row", None) or 8.0 * (pool.dim + 64))
         parts = []
         for start in range(0, candidates.numel(), step):
             Xc = pool.X[candidates[start:start + step].to(pool.X.device)]

@@ -194,6 +194,13 @@ class SampleSurrogate(Surrogate):
     def num_samples(self) -> int:
         raise NotImplementedError
 
+    @property
+    def posterior_bytes_per_row(self) -> float:
+        """Bytes one pool row costs while its posterior is scored (the ``[K, ·, C]`` samples, their
+        assembly from inner chunks, and an acquisition's temporaries): selectors size pool chunks
+        with it, so a pool of millions of points is streamed within the memory budget."""
+        return 3.0 * self.num_samples * self.num_outputs * torch.finfo(self.dtype).bits / 8
+
     def posterior(self, X: Any, chunk_size: int | None = None) -> SamplePosterior:
         """Sample posterior at ``X: [N, d]``: class probabilities ``[K, N, C]`` or draws of f
         ``[K, N, m]`` (units of y) with ``noise_variance [m]``; computed in chunks of rows."""
