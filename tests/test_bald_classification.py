@@ -185,3 +185,11 @@ def test_gaussian_entropy_and_bad_posteriors():
         Margin().score(post)
     with pytest.raises(InvalidInput, match="summing to one"):
         SamplePosterior(torch.rand(3, 4, 2) + 1, "classification")
+
+
+def test_lazy_greedy_picks_the_same_batch_as_full_evaluation():
+    probs = _probs(8, 600, 4, seed=8)
+    lazy = BatchBALD(max_configs=10**6, lazy_block=16).select_from_samples(probs, 5)
+    full = BatchBALD(max_configs=10**6, lazy=False).select_from_samples(probs, 5)
+    assert torch.equal(lazy[0], full[0])
+    assert torch.allclose(lazy[1], full[1], atol=1e-12)

@@ -170,24 +170,36 @@ class BatchBALD(BALD):
     * exactly, over all S = C^|A| configurations, while S·C stays within ``max_configs``;
     * beyond that, from S = ``num_samples`` configurations drawn from the joint predictive
       p(ŷ_A), with the importance-weighted estimator
-      ``H(y_A, y_x) ≈ −(1/S) Σ_s Σ_c p(c | ŷ_s) log p(ŷ_s, c)`` (Kirsch et al. 2019, §3.2).
+      ``H(y_A, y_x) ≈ −(1/S) Σ_s Σ_c p(c | ŷ_s) log p(ŷ_s, c)`` (Kirsch et al. 2019, §3.2), and
+      ``H(y_A) ≈ −(1/S) Σ_s log p(ŷ_s)`` from the same samples, so that their difference is the
+      lower-variance estimate ``(1/S) Σ_s H(y_x | ŷ_s)`` of ``H(y_x | y_A)``.
       The configurations are extended one point at a time by drawing the new label from its
       conditional given the configuration, so they stay exact draws from p(ŷ_A).
 
-    Either way the work per step is one ``[S, K] × [K, N·C]`` product and S·N·C logarithms,
-    chunked over N, never a ``[N, S, C]`` array beyond the memory budget.
+    Either way the work per evaluated candidate is a ``[S, K] × [K, C]`` product and S·C
+    logarithms, chunked over N, never a ``[N, S, C]`` array beyond the memory budget. The gains
+    of a candidate only shrink as the batch grows (submodularity), so after the first step the
+    greedy search is lazy (Minoux 1978, "Accelerated greedy algorithms for maximizing submodular
+    set functions"): candidates are evaluated in blocks in decreasing order of their last gain,
+    and the search stops once the best gain found beats every remaining bound. With exact joint
+    entropies this gives the same batch as evaluating every candidate; with sampled ones the
+    bounds are earlier estimates.
 
     Args:
         num_samples: S, the number of sampled label configurations once enumeration stops.
         max_configs: enumerate exactly while ``C^|A| · C <= max_configs``.
         seed: seed of the sampled configurations (the same seed gives the same batch).
+        lazy: lazy greedy evaluation (default) or every candidate at every step.
+        lazy_block: candidates evaluated together in a lazy step.
     """
 
     name = "batch-bald"
     greedy_by_default = True
 
-    def __init__(self, num_samples: int = 500, max_configs: int | None = None, seed: int = 0):
+    def __init__(self, num_samples: int = 500, max_configs: int | None = None, seed: int = 0,
+                 lazy: bool = True, lazy_block: int = 256):
         super().__init__()
+        self.lazy, self.lazy_block = bool(lazy), check_count(lazy_block, "lazy_block")
         self.num_samples = check_count(num_samples, "num_samples")
         self.max_configs = 10 * self.num_samples if max_configs is None else check_count(max_configs, "max_configs")
         self.seed = int(seed)
@@ -224,18 +236,43 @@ class BatchBALD(BALD):
             cond[s] = mean_entropy(probs[:, s])
         configs = torch.ones(K, 1, dtype=probs.dtype, device=probs.device)  # P_k(ŷ_A) [K, S]
         weights = torch.ones(1, dtype=probs.dtype, device=probs.device)  # a_s of the estimator [S]
-        h_prev, exact = 0.0, True
+        exact = True
         chosen, gains = [], []
+        bound: torch.Tensor | None = None  # upper bounds on the gains (lazy greedy)
         for _ in range(q):
-            joint = self._joint_entropies(probs, configs, weights)  # H(y_A, y_x) [N]
-            gain = (joint - h_prev - cond).masked_fill(~free, -math.inf)
-            j = int(torch.argmax(gain))
+            # H(y_A) from the same configurations as H(y_A, y_x): the log p(ŷ_s) terms cancel
+            # sample by sample and the gain estimates E_ŷ[H(y_x | ŷ_A)] − E_θ H(y_x | θ) directly
+            p_conf = configs.mean(0)
+            h_prev = float(-(weights * torch.special.xlogy(p_conf, p_conf)).sum())
+            if bound is None or not self.lazy:
+                joint = self._joint_entropies(probs, configs, weights)  # H(y_A, y_x) [N]
+                gain = (joint - h_prev - cond).masked_fill(~free, -math.inf)
+                j = int(torch.argmax(gain))
+                best, bound = float(gain[j]), gain
+            else:
+                j, best = self._lazy_step(probs, configs, weights, h_prev, cond, free, bound)
             chosen.append(j)
-            gains.append(float(gain[j]))
+            gains.append(best)
             free[j] = False
-            h_prev = float(joint[j])
             configs, weights, exact = self._extend(configs, probs[:, j], exact, gen)
         return torch.tensor(chosen, dtype=torch.long), torch.tensor(gains, dtype=torch.float64)
+
+    def _lazy_step(self, probs, configs, weights, h_prev, cond, free, bound):
+        """One greedy step evaluating candidates in blocks, in decreasing order of their upper
+        bounds, until the best gain found beats every remaining bound; updates ``bound``."""
+        order = torch.argsort(bound.masked_fill(~free, -math.inf), descending=True)[: int(free.sum())]
+        best, j = -math.inf, -1
+        for start in range(0, order.numel(), self.lazy_block):
+            idx = order[start:start + self.lazy_block]
+            if best >= float(bound[idx[0]]):
+                break
+            joint = self._joint_entropies(probs[:, idx], configs, weights)
+            gain = joint - h_prev - cond[idx]
+            bound[idx] = gain
+            k = int(torch.argmax(gain))
+            if float(gain[k]) > best:
+                best, j = float(gain[k]), int(idx[k])
+        return j, best
 
     @staticmethod
     def _joint_entropies(probs: torch.Tensor, configs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -244,12 +281,16 @@ class BatchBALD(BALD):
         K, N, C = probs.shape
         S = configs.shape[1]
         scaled = (configs / K).T.contiguous()  # [S, K]
+        tiny = torch.finfo(probs.dtype).tiny
         out = torch.empty(N, dtype=probs.dtype, device=probs.device)
         for s in row_chunks(N, 3.0 * S * C * probs.element_size() + K * C * probs.element_size()):
             n = s.stop - s.start
-            J = (scaled @ probs[:, s].reshape(K, n * C)).reshape(S, n, C)
-            ent = torch.special.entr(J).sum(-1)  # [S, n]
-            out[s] = weights @ ent
+            J = scaled @ probs[:, s].reshape(K, n * C)  # [S, n·C]
+            # J log J in place (log into a second buffer, times J), then the weighted sum over
+            # configurations as one vector-matrix product and the sum over classes last
+            logJ = torch.log(J.clamp_min_(tiny))
+            logJ.mul_(J)
+            out[s] = (weights @ logJ).view(n, C).sum(-1).neg_()
         return out
 
     def _extend(self, configs: torch.Tensor, pj: torch.Tensor, exact: bool, gen: torch.Generator):
