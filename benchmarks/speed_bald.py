@@ -165,6 +165,8 @@ def _r(x, nd=4):
 def main():
     p = parser(__doc__)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    p.add_argument("--cases", default="bald,batchbald,exact,stream",
+                   help="comma-separated subset of the cases: bald, batchbald, exact, stream")
     p.add_argument("--baal-num-draw", type=int, default=50,
                    help="num_draw of baal's BatchBALD (its default, 500, takes about 500 s and 12 GB)")
     args = p.parse_args()
@@ -180,7 +182,16 @@ def main():
 
     warnings.filterwarnings("ignore")
 
-    # -- BALD scores -------------------------------------------------------------------------------
+    cases = set(args.cases.split(","))
+    if "bald" in cases:
+        bald_case(args, extra, baal)
+    if cases & {"batchbald", "exact"}:
+        batchbald_cases(args, extra, baal, redux, cases)
+    if "stream" in cases:
+        stream_case(args, extra)
+
+
+def bald_case(args, extra, baal):
     n = 20_000 if args.quick else 100_000
     probs = probs_of(n, device=args.device)
     p_nck = probs.permute(1, 2, 0).contiguous().cpu().numpy()
@@ -198,9 +209,9 @@ def main():
           "note": f"agree = max abs difference < 1e-5; input array {input_mb:.0f} MB; {NOTE_PEAK}; "
                   f"threads={args.threads}"})
     say(f"BALD N={n}: ours {t_ours:.4f}s ({m_ours} MB), baal {t_peer}s ({m_peer} MB), input {input_mb:.0f} MB")
-    del probs, p_nck
 
-    # -- BatchBALD b = 10 --------------------------------------------------------------------------
+
+def batchbald_cases(args, extra, baal, redux, cases):
     n = 1_000 if args.quick else 5_000
     probs = probs_of(n, device=args.device)
     p_nck = probs.permute(1, 2, 0).contiguous().cpu().numpy()
@@ -216,7 +227,9 @@ def main():
                       "redux_batchbald"))
     if not peers:
         peers.append((None, None, None))
-    m_ours = child_peak_mb(__file__, str(n), "ours_batchbald", extra)
+    if "batchbald" not in cases:
+        peers = []
+    m_ours = child_peak_mb(__file__, str(n), "ours_batchbald", extra) if peers else None
     for name, fn, key in peers:
         reps = args.reps if (key or "").startswith("redux") or args.baal_num_draw <= 50 else 1
         t_ours, t_peer = alternate_timings(lambda: ours_batchbald(probs), fn, reps)
@@ -234,8 +247,7 @@ def main():
                         f"threads={args.threads}"})
         say(f"BatchBALD N={n}: ours {t_ours:.3f}s ({m_ours} MB), {name}: {t_peer}s ({m_peer} MB)")
 
-    # -- BatchBALD where both are exact ---------------------------------------------------------------
-    if redux:
+    if redux and "exact" in cases:
         p64 = probs.double()
         log64 = p64.permute(1, 0, 2).log().contiguous()
         idx3, gain3 = ours_batchbald(p64, 3, exact=True)
@@ -253,7 +265,9 @@ def main():
                       f"(max difference {diff:.1e}); {NOTE_PEAK}"})
         say(f"BatchBALD exact b=3: same indices {same}, max joint-information difference {diff:.2e}")
 
-    # -- streamed BALD over a large pool -------------------------------------------------------------------
+
+
+def stream_case(args, extra):
     n = 100_000 if args.quick else 1_000_000
     net, pool = stream_setup(n, args.device)
     t_ours, _ = alternate_timings(lambda: ours_stream(net, pool), None, 1 if not args.quick else args.reps)
