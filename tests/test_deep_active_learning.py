@@ -38,7 +38,7 @@ def digits_random():
     return np.mean([_digits_run(Random(), s) for s in SEEDS])
 
 
-@pytest.mark.parametrize("make", [BALD, lambda: BatchBALD(num_samples=200)], ids=["bald", "batchbald"])
+@pytest.mark.parametrize("make", [BALD, BatchBALD], ids=["bald", "batchbald"])
 def test_digits_mc_dropout_beats_random(make, digits_random):
     ours = np.mean([_digits_run(make(), s) for s in SEEDS])
     print(f"digits, 120 labels, mean test accuracy over 5 seeds: {ours:.3f} vs Random {digits_random:.3f}")
