@@ -170,3 +170,15 @@ def test_batchbald_through_select_and_the_learner(dropout_net):
     records = learner.run(budget=16, q=4, initial=8, progress=False)
     assert learner.n_labels == 16 and "accuracy" in records[-1]
     assert isinstance(learner.posterior(X[:3]), SamplePosterior)
+
+
+def test_regression_ensemble_in_the_learner_with_epig_and_stochastic_batches():
+    from bayesal import StochasticBatch
+
+    X, y = _wave(300, seed=5)
+    for acquisition in (EPIG(num_targets=32), StochasticBatch(BALD(), "softrank", 1.0, subset_size=100)):
+        model = DeepEnsemble(task="regression", num_members=3, hidden=(16,), max_epochs=30, seed=0)
+        learner = ActiveLearner(Pool(X, y), surrogate=model, acquisition=acquisition, seed=0, test_set=(X[:50], y[:50]))
+        records = learner.run(budget=14, q=4, initial=6, progress=False)
+        assert learner.n_labels == 14 and records[-1]["rmse"] is not None
+        assert learner.space.labelled.sum() == 14
