@@ -5,13 +5,18 @@ pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 """
 
 from . import design, settings
-from .acquisition import BALD, EVGP, Acquisition, IntegratedVarianceReduction, JointInformation, MaxVariance, Random
+from .acquisition import (
+    BALD, EPIG, EVGP, Acquisition, BatchBALD, Entropy, IntegratedVarianceReduction, JointInformation, LeastConfidence,
+    Margin, MaxVariance, Random, StochasticBatch, VariationRatios,
+)
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
 from .loop import ActiveLearner, run_campaign
-from .models import BoTorchSurrogate, EmpiricalNTK, ExactGP, KernelGP, SparseGP, Surrogate
+from .models import (
+    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, SparseGP, Surrogate,
+)
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
-from .select import Selection, select, select_continuous, select_greedy, select_topk
+from .select import Selection, select, select_continuous, select_greedy, select_stochastic, select_topk
 from .spaces import Box, Pool
 
 from .acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
@@ -29,4 +34,6 @@ __all__ = [
     "OracleFailed", "settings", "design", "__version__",
     "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
     "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
+    "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence",
+    "VariationRatios", "StochasticBatch", "select_stochastic",
 ]
