@@ -1,0 +1,497 @@
+"""Learning curves on real data: strategies × surrogates × data sets × seeds, with the peers beside.
+
+    python benchmarks/learning_curves.py --suite quick --json lc.json --markdown lc.md
+    python benchmarks/learning_curves.py --datasets concrete,yacht --seeds 5 --data-dir DIR
+
+Every run is an independent unit ``(dataset, strategy, seed)`` described by a JSON-able dict
+(:func:`units`) and executed by :func:`run_unit`, which returns a JSON-able record with the
+learning curve; :func:`summarise` and :func:`markdown` turn the records into the table. So the
+units can be spread over any executor (a process pool, a Dask cluster) without changing them.
+
+Data sets (``--datasets``): the UCI regression sets of ``--data-dir`` (default
+``bayesal.problems.data.default_uci_dir()``, names as in that folder), scikit-learn's bundled
+``diabetes`` (regression) and ``digits`` (classification), and ``heat`` (the 1-D heat-equation
+simulator of :mod:`bayesal.problems`, as a pool of random designs).
+
+Strategies (``--strategies``; each names the surrogate it selects with):
+
+* ExactGP (Matérn-5/2, the library's default): ``random``, ``max-variance``,
+  ``integrated-variance`` (reference set: the pool, i.e. the input distribution),
+  ``joint-information``; the peer ``botorch-nipv`` (BoTorch's ``qNegIntegratedPosteriorVariance``
+  maximised by ``optimize_acqf_discrete`` over the unlabelled pool, run only on pools of at most
+  ``--botorch-max-pool`` candidates: it builds a fantasy model per candidate).
+* An MLP ``nn.Sequential`` of linear layers, retrained from scratch on the labels at every step:
+  the peers ``lcmd-ll`` and ``lcmd-grad`` (bmdal_reg's LCMD-TP with the last-layer kernel, and
+  with the gradient kernel sketched to 512 random features; Holzmüller et al. 2023, "A framework
+  and benchmark for deep batch active learning for regression"). Their labels are scored with the
+  *same ExactGP* as every other strategy (column ``rmse``), and with the MLP itself
+  (``net_rmse``, compared with the MLP trained on Random's labels).
+* MC dropout (classification, digits): ``random``, ``bald``, ``batchbald``, ``stochastic-bald``
+  (power sampling of BALD, Kirsch et al. 2023); the peers ``baal-bald`` and ``baal-batchbald``
+  (baal's heuristics on the same network's ``[N, C, K]`` probabilities).
+
+Peers are skipped with a note when their package is not installed (``make peers``).
+
+Summary per (data set, strategy), over seeds: RMSE (or accuracy) and NLPD (or NLL) at fixed
+budgets; the area under the log-RMSE curve (mean of log error over the label range, trapezoid
+rule); the geometric-mean ratio of error to Random over the curve (paired by seed and step,
+initial design excluded; error = RMSE, or 1 − accuracy); seconds fitting and acquiring per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import warnings
+
+import numpy as np
+import torch
+
+warnings.filterwarnings("ignore", module="bmdal_reg")  # its deprecated-indexing and backward-hook warnings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import say  # noqa: E402
+
+REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "botorch-nipv",
+                 "lcmd-ll", "lcmd-grad")
+CLASSIFICATION = ("random", "bald", "batchbald", "stochastic-bald", "baal-bald", "baal-batchbald")
+PEERS = {"botorch-nipv": "botorch", "lcmd-ll": "bmdal_reg", "lcmd-grad": "bmdal_reg",
+         "baal-bald": "baal", "baal-batchbald": "baal"}
+SKLEARN_SETS = ("diabetes", "digits")
+SIMULATORS = ("heat",)
+
+#: suite name -> settings; the UCI budgets are sized so that --suite quick takes under 15 minutes
+#: single-threaded on a 2-core machine.
+SUITES: dict[str, dict[str, Any]] = {
+    "quick": dict(datasets="uci,diabetes,digits,heat", seeds=3, max_pool=2000, budget=100, q=10, initial=20,
+                  strategies="random,max-variance,integrated-variance,lcmd-ll,lcmd-grad,botorch-nipv,"
+                             "bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
+                  class_budget=100, class_q=10, class_initial=20, botorch_max_pool=300, budgets="50,100"),
+    "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,
+                 strategies="random,max-variance,integrated-variance,joint-information,lcmd-ll,lcmd-grad,"
+                            "botorch-nipv,bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
+                 class_budget=300, class_q=10, class_initial=20, botorch_max_pool=500, budgets="50,100,200,300"),
+}
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def task_of(dataset: str) -> str:
+    return "classification" if dataset == "digits" else "regression"
+
+
+def strategies_for(dataset: str, strategies: list[str]) -> list[str]:
+    allowed = CLASSIFICATION if task_of(dataset) == "classification" else REGRESSION_GP
+    return [s for s in strategies if s in allowed]
+
+
+# -- data ----------------------------------------------------------------------------------------
+def load(unit: dict[str, Any]):
+    """The problem of a unit: a :class:`~bayesal.problems.DatasetProblem` (inputs standardised
+    with the pool's statistics, labels hidden in its pool) for regression, or ``(pool, X_test
+    [n, 64], y_test [n])`` for digits. The split and pool subsample depend on the seed only."""
+    from bayesal import Pool
+    from bayesal.problems import DatasetProblem, make_problem
+
+    name, seed, max_pool = unit["dataset"], unit["seed"], unit["max_pool"]
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        perm = np.random.default_rng(1000 + seed).permutation(len(X))
+        test, pool = perm[:500], perm[500:]
+        return Pool(X[pool] / 16.0, y[pool].astype(float), bounds=[[0.0] * 64, [1.0] * 64]), X[test] / 16.0, y[test]
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        X, y = load_diabetes(return_X_y=True)
+        return DatasetProblem.from_arrays(X, y, test_fraction=0.25, seed=seed, name="diabetes")
+    if name == "heat":
+        problem = make_problem("heat")
+        X = problem.space.sample(max_pool, seed=seed, method="uniform")
+        X_test, y_test = problem.test_set()
+        return DatasetProblem(X, problem.evaluate(X), X_test, y_test, name="heat", standardize_inputs=False)
+    return make_problem(f"uci-{name}", data_dir=unit.get("data_dir"), split=seed % 10, max_pool=max_pool, seed=seed)
+
+
+# -- the MLP shared by the bmdal_reg peers -------------------------------------------------------
+def fit_mlp(X: torch.Tensor, y: torch.Tensor, seed: int, hidden: int = 64, epochs: int = 300) -> torch.nn.Sequential:
+    """An ``nn.Sequential`` of linear layers (d → 64 → 64 → 1, SiLU) fitted by full-batch Adam to
+    standardised labels; ``X: [n, d]``, ``y: [n, 1]``. Returns the network with its label scale
+    attached (``net.y_mean``, ``net.y_std``)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.SiLU(),
+                                  torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 1))
+    X, y = X.float(), y.float()
+    mu, sd = y.mean(0), y.std(0).clamp_min(1e-8)
+    target = (y - mu) / sd
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = (net(X) - target).pow(2).mean()
+        loss.backward()
+        opt.step()
+    net.y_mean, net.y_std = mu, sd
+    return net
+
+
+def mlp_rmse(net, X_test: torch.Tensor, y_test: torch.Tensor) -> float:
+    with torch.no_grad():
+        pred = net(X_test.float()) * net.y_std + net.y_mean
+    return float((pred.double() - y_test).pow(2).mean().sqrt())
+
+
+def lcmd_select(net, X_train: torch.Tensor, X_pool: torch.Tensor, y_train: torch.Tensor, q: int, kernel: str):
+    """bmdal_reg's LCMD-TP batch of q pool rows (indices into ``X_pool: [N, d]``)."""
+    if not hasattr(np, "Inf"):  # bmdal_reg 3.0.2 still uses np.Inf, removed in NumPy 2
+        np.Inf = np.inf
+    from bmdal_reg.bmdal.algorithms import select_batch
+    from bmdal_reg.bmdal.feature_data import TensorFeatureData
+
+    data = {"train": TensorFeatureData(X_train.float()), "pool": TensorFeatureData(X_pool.float())}
+    transforms = [("rp", [512])] if kernel == "grad" else []
+    idx, _ = select_batch(batch_size=q, models=[net], data=data, y_train=y_train.float(), base_kernel=kernel,
+                          kernel_transforms=transforms, selection_method="lcmd", sel_with_train=True)
+    return idx.long()
+
+
+def botorch_nipv_select(surrogate, X_pool: torch.Tensor, q: int):
+    """BoTorch's qNegIntegratedPosteriorVariance over the unlabelled pool ``X_pool: [N, d]``
+    (integration points: the same pool), maximised by sequential greedy ``optimize_acqf_discrete``."""
+    from botorch.acquisition.active_learning import qNegIntegratedPosteriorVariance
+    from botorch.optim import optimize_acqf_discrete
+
+    acq = qNegIntegratedPosteriorVariance(surrogate.model, mc_points=X_pool)
+    chosen, _ = optimize_acqf_discrete(acq, q=q, choices=X_pool, max_batch_size=64, unique=True)
+    return torch.cdist(chosen, X_pool).argmin(-1)
+
+
+# -- one unit ------------------------------------------------------------------------------------
+def initial_indices(n: int, k: int, seed: int) -> torch.Tensor:
+    """The same random initial design for every strategy of one (data set, seed)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(10_007 * seed + 1))[:k]
+
+
+def run_unit(unit: dict[str, Any]) -> dict[str, Any]:
+    """Run one (dataset, strategy, seed) learning curve; returns a JSON-able record.
+
+    ``unit`` keys: dataset, strategy, seed, budget, q, initial, max_pool, data_dir, botorch_max_pool.
+    The record repeats the unit and adds ``curve``: one dict per step with ``n_labels``, ``rmse``,
+    ``nlpd`` (or ``accuracy``, ``nll``), ``fit_s``, ``acq_s`` (and ``net_rmse`` for the MLP runs),
+    or ``skipped`` with the reason.
+    """
+    torch.set_num_threads(unit.get("threads", 1))
+    strategy, seed = unit["strategy"], unit["seed"]
+    if strategy in PEERS and not have(PEERS[strategy]):
+        return {**unit, "skipped": f"{PEERS[strategy]} not installed (make peers)"}
+    if task_of(unit["dataset"]) == "classification":
+        return {**unit, "curve": _run_classification(unit)}
+    return _run_regression(unit)
+
+
+def _run_regression(unit):
+    from bayesal import ActiveLearner, ExactGP
+
+    strategy, seed, q = unit["strategy"], unit["seed"], unit["q"]
+    problem = load(unit)
+    pool = problem.space
+    if strategy == "botorch-nipv" and len(pool) > unit["botorch_max_pool"]:
+        return {**unit, "skipped": f"pool of {len(pool)} > --botorch-max-pool {unit['botorch_max_pool']}"}
+    X_test, y_test = problem.test_set()
+    budget = min(unit["budget"], len(pool))
+    bayesal_acq = strategy not in PEERS
+    learner = ActiveLearner(pool, surrogate=ExactGP(seed=seed), acquisition=strategy if bayesal_acq else "random",
+                            seed=seed, test_set=(X_test, y_test))
+    with_net = strategy in ("random", "lcmd-ll", "lcmd-grad")
+    idx = initial_indices(len(pool), unit["initial"], seed)
+    start = time.perf_counter()
+    learner.tell(None, pool.reveal(idx), indices=idx)
+    acq_s, curve = time.perf_counter() - start, []
+    while True:
+        fit_s = learner.fit()
+        net_s = 0.0
+        record = {"n_labels": learner.n_labels, "acq_s": acq_s, **learner.evaluate()}
+        if with_net:
+            start = time.perf_counter()
+            net = fit_mlp(learner.X, learner.y, seed)
+            net_s = time.perf_counter() - start
+            record["net_rmse"] = mlp_rmse(net, X_test, y_test)
+        record["fit_s"] = fit_s + net_s
+        curve.append(record)
+        if learner.n_labels >= budget:
+            break
+        size = min(q, budget - learner.n_labels)
+        start = time.perf_counter()
+        if bayesal_acq:
+            chosen = learner.ask(size).indices
+        else:
+            avail = pool.available
+            if strategy == "botorch-nipv":
+                local = botorch_nipv_select(learner.surrogate, pool.X[avail], size)
+            else:
+                local = lcmd_select(net, learner.X, pool.X[avail], learner.y, size, strategy.split("-")[1])
+            chosen = avail[local]
+        acq_s = time.perf_counter() - start
+        learner.tell(None, pool.reveal(chosen), indices=chosen)
+    return {**unit, "curve": curve}
+
+
+def _run_classification(unit):
+    from bayesal import BALD, ActiveLearner, BatchBALD, MCDropoutNet, Random, StochasticBatch
+
+    strategy, seed, q = unit["strategy"], unit["seed"], unit["q"]
+    pool, X_test, y_test = load(unit)
+    net = MCDropoutNet(num_classes=10, hidden=(64,), dropout=0.25, num_samples=20, max_epochs=150,
+                       batch_size=256, holdout=0.0, lr=3e-3, seed=seed)
+    acquisitions = {"random": Random(), "bald": BALD(), "batchbald": BatchBALD(),
+                    "stochastic-bald": StochasticBatch(BALD(), mode="power")}
+    learner = ActiveLearner(pool, surrogate=net, acquisition=acquisitions.get(strategy, Random()), seed=seed,
+                            test_set=(X_test, y_test))
+    idx = initial_indices(len(pool), unit["initial"], seed)
+    learner.tell(None, pool.reveal(idx), indices=idx)
+    acq_s, curve = 0.0, []
+    while True:
+        fit_s = learner.fit()
+        curve.append({"n_labels": learner.n_labels, "fit_s": fit_s, "acq_s": acq_s, **learner.evaluate()})
+        if learner.n_labels >= unit["budget"]:
+            return curve
+        size = min(q, unit["budget"] - learner.n_labels)
+        start = time.perf_counter()
+        if strategy in acquisitions:
+            chosen = learner.ask(size).indices
+        else:
+            avail = pool.available
+            probs = learner.surrogate.posterior(pool.X[avail]).samples  # [K, N, C]
+            p_nck = probs.permute(1, 2, 0).contiguous().numpy()
+            from baal.active.heuristics import BALD as BaalBALD, BatchBALD as BaalBatchBALD
+
+            if strategy == "baal-bald":
+                ranks = BaalBALD().get_ranks(p_nck)[0]
+            else:
+                ranks = BaalBatchBALD(num_samples=size, num_draw=50).get_ranks(p_nck)[0]
+            chosen = avail[torch.as_tensor(np.array(ranks[:size], copy=True), dtype=torch.long)]
+        acq_s = time.perf_counter() - start
+        learner.tell(None, pool.reveal(chosen), indices=chosen)
+
+
+# -- the plan ------------------------------------------------------------------------------------
+def units(datasets: list[str], strategies: list[str], seeds: int, settings: dict[str, Any],
+          data_dir: str | None) -> list[dict[str, Any]]:
+    """Every (dataset, strategy, seed) unit, as JSON-able dicts (the input of :func:`run_unit`)."""
+    out = []
+    for dataset in datasets:
+        cls = task_of(dataset) == "classification"
+        for strategy in strategies_for(dataset, strategies):
+            for seed in range(seeds):
+                out.append({
+                    "dataset": dataset, "strategy": strategy, "seed": seed,
+                    "surrogate": ("mc-dropout" if cls else "mlp" if strategy.startswith("lcmd") else "exact-gp"),
+                    "budget": settings["class_budget" if cls else "budget"], "q": settings["class_q" if cls else "q"],
+                    "initial": settings["class_initial" if cls else "initial"], "max_pool": settings["max_pool"],
+                    "botorch_max_pool": settings["botorch_max_pool"], "data_dir": data_dir,
+                })
+    return out
+
+
+def resolve_datasets(spec: str, data_dir: str | None) -> list[str]:
+    from bayesal.problems.data import UCI_DATASETS, uci_available
+
+    out = []
+    for name in spec.split(","):
+        name = name.strip()
+        if name == "uci":
+            out += [n for n in UCI_DATASETS if uci_available(n, data_dir)]
+        elif name.startswith("uci-"):
+            out.append(name[4:])
+        elif name:
+            out.append(name)
+    for name in out:
+        if name not in SKLEARN_SETS + SIMULATORS and not uci_available(name, data_dir):
+            raise SystemExit(f"learning_curves: error: no data set {name!r} (not a UCI folder in the data "
+                             f"directory, nor one of {', '.join(SKLEARN_SETS + SIMULATORS)})")
+    return out
+
+
+# -- summary -------------------------------------------------------------------------------------
+def _error(record: dict[str, Any], key: str) -> float | None:
+    if key == "accuracy":
+        return None if record.get("accuracy") is None else max(1.0 - record["accuracy"], 1e-6)
+    return record.get(key)
+
+
+def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[str, Any]]:
+    """One row per (dataset, strategy): means over seeds, ratios to Random paired by seed and step."""
+    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for r in results:
+        if "curve" in r:
+            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    rows = []
+    for (dataset, strategy), by_seed in runs.items():
+        cls = task_of(dataset) == "classification"
+        key = "accuracy" if cls else "rmse"
+        base = runs.get((dataset, "random"), {})
+        row = {"dataset": dataset, "strategy": strategy, "seeds": len(by_seed), "metric": key}
+        for b in budgets:
+            at = [c[i] for c in by_seed.values() for i in range(len(c)) if c[i]["n_labels"] == b]
+            if at:
+                row[f"{key}@{b}"] = float(np.mean([a[key] for a in at]))
+                second = "nll" if cls else "nlpd"
+                row[f"{second}@{b}"] = float(np.mean([a[second] for a in at]))
+        aucs = []
+        for c in by_seed.values():
+            n = np.array([s["n_labels"] for s in c], float)
+            e = np.log([_error(s, key) for s in c])
+            aucs.append(float(np.trapezoid(e, n) / (n[-1] - n[0])) if len(n) > 1 else float(e[0]))
+        row["auc_log_error"] = float(np.mean(aucs))
+        for metric, label in ((key, "ratio_to_random"), ("net_rmse", "net_ratio_to_random")):
+            logs = []
+            for seed, c in by_seed.items():
+                ref = {s["n_labels"]: _error(s, metric) for s in base.get(seed, [])[1:]}
+                for s in c[1:]:
+                    e, r = _error(s, metric), ref.get(s["n_labels"])
+                    if e is not None and r is not None:
+                        logs.append(math.log(e / r))
+            row[label] = float(math.exp(np.mean(logs))) if logs else None
+        if not cls:
+            finals = [c[-1].get("net_rmse") for c in by_seed.values()]
+            row["net_rmse_final"] = float(np.mean(finals)) if None not in finals else None
+        row["fit_s"] = float(np.mean([sum(s["fit_s"] for s in c) for c in by_seed.values()]))
+        row["acq_s"] = float(np.mean([sum(s["acq_s"] for s in c) for c in by_seed.values()]))
+        rows.append(row)
+    return rows
+
+
+def _f(x, fmt="{:.3g}"):
+    return "—" if x is None else fmt.format(x)
+
+
+def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
+    """Two tables: the detailed one (every dataset × strategy), and a per-UCI-set headline of the
+    best bayesal strategy against LCMD."""
+    lines = []
+    for cls in (False, True):
+        sel = [r for r in rows if (task_of(r["dataset"]) == "classification") == cls]
+        if not sel:
+            continue
+        m1, m2 = ("accuracy", "nll") if cls else ("rmse", "nlpd")
+        head = ["data set", "strategy", "seeds"] + [f"{m1} @{b}" for b in budgets] + [f"{m2} @{b}" for b in budgets]
+        head += ["AUC log " + ("error" if cls else "RMSE"), "ratio to Random"]
+        if not cls:
+            head += ["MLP RMSE (final)", "MLP ratio to Random"]
+        head += ["fit s", "acq s"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+        for r in sel:
+            cells = [r["dataset"], r["strategy"], str(r["seeds"])]
+            cells += [_f(r.get(f"{m1}@{b}")) for b in budgets] + [_f(r.get(f"{m2}@{b}")) for b in budgets]
+            cells += [_f(r["auc_log_error"]), _f(r["ratio_to_random"], "{:.3f}")]
+            if not cls:
+                cells += [_f(r.get("net_rmse_final")), _f(r.get("net_ratio_to_random"), "{:.3f}")]
+            cells += [_f(r["fit_s"], "{:.1f}"), _f(r["acq_s"], "{:.2f}")]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    head_rows = headline(rows)
+    if head_rows:
+        lines += ["| data set | best bayesal strategy | its ratio to Random | LCMD-TP ll: ratio (GP / MLP) | "
+                  "LCMD-TP grad: ratio (GP / MLP) | below 1 |", "|---|---|---:|---:|---:|:---:|"]
+        for h in head_rows:
+            lines.append(f"| {h['dataset']} | {h['best']} | {_f(h['best_ratio'], '{:.3f}')} | "
+                         f"{_f(h['lcmd_ll'], '{:.3f}')} / {_f(h['lcmd_ll_net'], '{:.3f}')} | "
+                         f"{_f(h['lcmd_grad'], '{:.3f}')} / {_f(h['lcmd_grad_net'], '{:.3f}')} | "
+                         f"{'yes' if h['best_ratio'] is not None and h['best_ratio'] < 1 else 'no'} |")
+        n_below = sum(1 for h in head_rows if h["best_ratio"] is not None and h["best_ratio"] < 1)
+        lines += ["", f"Best bayesal strategy below Random on {n_below} of {len(head_rows)} regression sets."]
+    return "\n".join(lines) + "\n"
+
+
+def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per regression data set: the bayesal strategy with the lowest ratio to Random, and LCMD's."""
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        if task_of(dataset) == "classification":
+            continue
+        by = {r["strategy"]: r for r in rows if r["dataset"] == dataset}
+        ours = [r for s, r in by.items() if s not in PEERS and s != "random" and r["ratio_to_random"] is not None]
+        if not ours:
+            continue
+        best = min(ours, key=lambda r: r["ratio_to_random"])
+        get = lambda s, k: by[s][k] if s in by else None  # noqa: E731
+        out.append({"dataset": dataset, "best": best["strategy"], "best_ratio": best["ratio_to_random"],
+                    "lcmd_ll": get("lcmd-ll", "ratio_to_random"), "lcmd_ll_net": get("lcmd-ll", "net_ratio_to_random"),
+                    "lcmd_grad": get("lcmd-grad", "ratio_to_random"),
+                    "lcmd_grad_net": get("lcmd-grad", "net_ratio_to_random")})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    p.add_argument("--datasets", default=None, help="comma-separated: UCI names, 'uci' (all found), diabetes, digits, heat")
+    p.add_argument("--strategies", default=None, help="comma-separated strategy names (see the module docstring)")
+    p.add_argument("--data-dir", default=None, help="folder laid out like ../shared/data/uci")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--budget", type=int, default=None, help="labels per regression run, initial design included")
+    p.add_argument("--max-pool", type=int, default=None, help="pool subsample size")
+    p.add_argument("--json", default=None, help="write settings, every run's curve and the summary here")
+    p.add_argument("--markdown", default=None, help="write the markdown tables here (also printed to stderr)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    args = p.parse_args(argv)
+
+    settings = dict(SUITES[args.suite])
+    for key in ("seeds", "budget", "max_pool"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.budget is not None:
+        settings["class_budget"] = args.budget
+    top = max(settings["budget"], settings["class_budget"])
+    budgets = sorted({int(b) for b in settings["budgets"].split(",") if int(b) <= top}
+                     | {settings["budget"], settings["class_budget"]})
+    datasets = resolve_datasets(args.datasets or settings["datasets"], args.data_dir)
+    strategies = [s.strip() for s in (args.strategies or settings["strategies"]).split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in REGRESSION_GP + CLASSIFICATION]
+    if unknown:
+        raise SystemExit(f"learning_curves: error: unknown strategies {unknown}; known: "
+                         f"{', '.join(dict.fromkeys(REGRESSION_GP + CLASSIFICATION))}")
+    plan = units(datasets, strategies, settings["seeds"], settings, args.data_dir)
+    for u in plan:
+        u["threads"] = args.threads
+    say(f"{len(plan)} runs: {len(datasets)} data sets, strategies {', '.join(strategies)}, {settings['seeds']} seeds")
+    start, results = time.perf_counter(), []
+    for i, u in enumerate(plan):
+        t = time.perf_counter()
+        r = run_unit(u)
+        results.append(r)
+        last = r["curve"][-1] if "curve" in r else {}
+        err = last.get("rmse", last.get("accuracy"))
+        say(f"[{i + 1}/{len(plan)}] {u['dataset']} {u['strategy']} seed {u['seed']}: "
+            + (f"skipped ({r['skipped']})" if "skipped" in r else f"final {_f(err)} in {time.perf_counter() - t:.1f} s"))
+    total = time.perf_counter() - start
+    rows = summarise(results, budgets)
+    table = markdown(rows, budgets)
+    say(table)
+    say(f"total {total:.0f} s")
+    meta = {"suite": args.suite, "settings": settings, "datasets": datasets, "strategies": strategies,
+            "budgets": budgets, "seconds": total, "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                       f"{args.threads} thread(s) per run"}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "summary": rows, "runs": results}, fh, indent=1)
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
