@@ -145,6 +145,8 @@ def _cmd_run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayesal`` command: parses ``argv`` (default ``sys.argv[1:]``), runs, returns the
+    exit status (2 on bad input)."""
     from .errors import BayesalError
 
     parser = _build_parser()

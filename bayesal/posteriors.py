@@ -48,10 +48,12 @@ class GaussianPosterior:
 
     @property
     def num_points(self) -> int:
+        """N, the number of points."""
         return self.mean.shape[-2]
 
     @property
     def num_outputs(self) -> int:
+        """m, the number of outputs."""
         return self.mean.shape[-1]
 
     @property
@@ -104,10 +106,12 @@ class SamplePosterior:
 
     @property
     def num_samples(self) -> int:
+        """K, the number of model samples (the leading dimension)."""
         return self.samples.shape[0]
 
     @property
     def num_points(self) -> int:
+        """N, the number of points."""
         return self.samples.shape[1]
 
     @property
@@ -124,6 +128,8 @@ class SamplePosterior:
 
     @property
     def predictive_variance(self) -> torch.Tensor:
+        """Variance ``[N, m]`` of a new noisy regression label: variance of the draws plus the noise
+        variance."""
         if self.noise_variance is None:
             return self.variance
         return self.variance + self.noise_variance.to(self.samples)

@@ -42,14 +42,17 @@ class Box:
 
     @property
     def dim(self) -> int:
+        """Input dimension d."""
         return self.bounds.shape[-1]
 
     @property
     def lower(self) -> torch.Tensor:
+        """Lower bounds ``[d]``."""
         return self.bounds[0]
 
     @property
     def upper(self) -> torch.Tensor:
+        """Upper bounds ``[d]``."""
         return self.bounds[1]
 
     def __repr__(self) -> str:
@@ -125,14 +128,17 @@ class Pool:
 
     @property
     def dim(self) -> int:
+        """Input dimension d."""
         return self.X.shape[-1]
 
     @property
     def has_labels(self) -> bool:
+        """Whether the pool was built with hidden labels (then it can label itself, see :meth:`reveal`)."""
         return self._y is not None
 
     @property
     def num_outputs(self) -> int | None:
+        """m, the number of outputs of the hidden labels, or None for an unlabelled pool."""
         return None if self._y is None else self._y.shape[-1]
 
     @property
@@ -142,6 +148,7 @@ class Pool:
 
     @property
     def n_available(self) -> int:
+        """Number of candidates not yet labelled."""
         return int((~self.labelled).sum())
 
     def __repr__(self) -> str:
@@ -164,6 +171,7 @@ class Pool:
 
     # -- labelling ----------------------------------------------------------------------------
     def mark_labelled(self, indices: Any) -> None:
+        """Mark the candidates at ``indices: [k]`` as labelled, so that no selector proposes them again."""
         idx = check_indices(indices, "indices", len(self))
         self.labelled[idx.to(self.labelled.device)] = True
 

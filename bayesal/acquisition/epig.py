@@ -104,6 +104,8 @@ class EPIG(Acquisition):
 
     @property
     def scores_from_marginals(self) -> bool:  # Gaussian EPIG needs cross-covariances
+        """False for Gaussian posteriors (EPIG needs cross-covariances with the target points), True for
+        sample posteriors."""
         return not isinstance(self.target_posterior, GaussianPosterior)
 
     def target_points(self, space: Pool | Box) -> torch.Tensor:

@@ -69,6 +69,7 @@ class MultiFidelitySelection:
 
     @property
     def total_cost(self) -> float:
+        """Total cost of the batch: the sum of ``cost [q]``."""
         return float(self.cost.sum())
 
 
@@ -192,6 +193,8 @@ class MultiFidelityVarianceReduction(MultiFidelityAcquisition):
         self.reference, self.n_reference, self.seed = reference, int(n_reference), int(seed)
 
     def reference_points(self, space: Box | None, x: torch.Tensor) -> torch.Tensor:
+        """Reference points ``[M, d]`` about which the variance is integrated: the user's, or scrambled
+        Sobol points in ``space`` (seeded), on the device and dtype of ``x``."""
         if not isinstance(self.reference, str):
             return check_X(self.reference, "reference", dim=x.shape[-1]).to(x)
         if space is None:

@@ -416,6 +416,8 @@ class GaussianPosteriorGuide(nn.Module):
 
     def log_prob(self, u: torch.Tensor, y: torch.Tensor, designs: torch.Tensor | None = None,
                  rows: slice = slice(None)) -> torch.Tensor:
+        """log q(u | y, d) ``[N, b]`` of parameters ``u: [N, b, P]`` given observations ``y: [N, b, n]``,
+        for the guide's design rows ``rows``."""
         mean = (self.weight[rows] @ y.unsqueeze(-1)).squeeze(-1) + self.bias[rows]
         return _mvn_log_prob(u, mean, _tril_from_raw(self.raw_scale[rows]))
 
@@ -456,6 +458,7 @@ class GaussianMarginalGuide(nn.Module):
         self.raw_scale = nn.Parameter(torch.zeros(num_designs, obs_dim, obs_dim, **kw))
 
     def log_prob(self, y: torch.Tensor, designs: torch.Tensor | None = None, rows: slice = slice(None)) -> torch.Tensor:
+        """log q(y | d) ``[N, b]`` of observations ``y: [N, b, n]``, for the guide's design rows ``rows``."""
         return _mvn_log_prob(y, self.mean[rows], _tril_from_raw(self.raw_scale[rows]))
 
     @torch.no_grad()

@@ -160,6 +160,7 @@ class DesignModel:
     # -- description ------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
+        """Names of the parameters θ, in the order of ``event_shapes``."""
         return list(self.event_shapes)
 
     @property
@@ -329,6 +330,7 @@ class _JointBatch(Distribution):
 
     @property
     def support(self):
+        """Support of the flattened observations: the base distribution's support, one event dimension."""
         return constraints.independent(self.base.support, 1)
 
     def _reshape_out(self, y: torch.Tensor) -> torch.Tensor:
@@ -341,6 +343,8 @@ class _JointBatch(Distribution):
         return self._reshape_out(self.base.rsample(sample_shape))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log density ``[..., b]`` of observations ``value: [..., b, q, *obs_shape]`` (summed over the q
+        repeats)."""
         lead = value.shape[: value.dim() - len(self.obs_shape) - 2]
         flat = value.reshape(*lead, -1, *self.obs_shape)
         lp = self.base.log_prob(flat)
@@ -408,6 +412,7 @@ class IsotropicNormal(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
+        """The mean ``[..., n]`` (the location)."""
         return self.loc
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
@@ -419,6 +424,7 @@ class IsotropicNormal(Distribution):
             return self.rsample(sample_shape)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log density ``[...]`` of ``value: [..., n]`` under N(loc, scale² I)."""
         diff = value - self.loc
         return (diff * diff).sum(-1) * (-0.5 / self.scale**2) + self._constant
 
@@ -669,6 +675,7 @@ class DeathProcessCounts(Distribution):
 
     @property
     def support(self):
+        """Counts are cumulative integers in [0, population] at each of the K observation times."""
         return constraints.independent(constraints.integer_interval(0, self.population), 1)
 
     def sample(self, sample_shape=torch.Size()):
@@ -683,6 +690,7 @@ class DeathProcessCounts(Distribution):
         return torch.stack(counts, -1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log probability ``[...]`` of cumulative death counts ``value: [..., K]`` (a chain of binomials)."""
         before = torch.cat([torch.zeros_like(value[..., :1]), value[..., :-1]], -1)
         new, at_risk = value - before, self.population - before
         valid = (new >= 0) & (new <= at_risk)

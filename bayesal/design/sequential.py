@@ -239,6 +239,7 @@ class SequentialDesign:
 
     @property
     def num_rounds(self) -> int:
+        """Number of rounds run so far (designs chosen and observed)."""
         return len(self.designs)
 
     @property
@@ -247,9 +248,11 @@ class SequentialDesign:
         return {k: v.reshape(-1, *v.shape[2:]) for k, v in self._chains.items()}
 
     def posterior_mean(self) -> dict[str, torch.Tensor]:
+        """Posterior mean of each parameter, ``{name: [*event]}``, from the current draws."""
         return {k: v.mean(0) for k, v in self.posterior_samples.items()}
 
     def posterior_std(self) -> dict[str, torch.Tensor]:
+        """Posterior standard deviation of each parameter, ``{name: [*event]}``, from the current draws."""
         return {k: v.std(0) for k, v in self.posterior_samples.items()}
 
     # -- the loop ---------------------------------------------------------------------------

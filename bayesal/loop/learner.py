@@ -64,6 +64,7 @@ class ActiveLearner:
     # -- data ---------------------------------------------------------------------------------
     @property
     def n_labels(self) -> int:
+        """Number of labelled observations told so far."""
         return self.X.shape[0]
 
     def __repr__(self) -> str:

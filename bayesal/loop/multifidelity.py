@@ -95,10 +95,12 @@ class MultiFidelityLearner:
 
     @property
     def num_fidelities(self) -> int:
+        """Number of fidelity levels of the surrogate (levels 0 .. L−1, the last one the target)."""
         return self.costs.numel()
 
     @property
     def n_labels(self) -> int:
+        """Number of labelled observations told so far, all fidelities together."""
         return self.X.shape[0]
 
     def counts(self) -> list[int]:

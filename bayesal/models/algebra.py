@@ -91,6 +91,7 @@ class ExactGaussianAlgebra:
 
     @property
     def n_train(self) -> int:
+        """Number n of training points."""
         return self.X_train.shape[-2]
 
     @property

@@ -59,6 +59,7 @@ class Surrogate(ABC):
 
     @property
     def is_fitted(self) -> bool:
+        """Whether :meth:`fit` has been called (posteriors need a fitted surrogate)."""
         return getattr(self, "_fitted", False)
 
 
@@ -149,6 +150,7 @@ class ConditionedSurrogate(Surrogate):
 
     @property
     def noise_variance(self) -> torch.Tensor:
+        """Observation-noise variance ``[m]`` of the base surrogate (conditioning does not change it)."""
         return self.base.noise_variance
 
     def fit(self, X: Any, y: Any, bounds: Any = None):
@@ -174,6 +176,8 @@ class ConditionedSurrogate(Surrogate):
             return self.base.covariance(A, B) - VA.transpose(-1, -2) @ VB
 
     def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``,
+        conditioned on the pending points."""
         mean, cov = self.base.joint_posterior(X)
         V = self._whiten(self.base.reference_cross(self.P, X))  # [b, m, p, q]
         return mean, cov - V.transpose(-1, -2) @ V

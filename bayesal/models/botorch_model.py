@@ -49,6 +49,8 @@ class BoTorchSurrogate(Surrogate):
 
     @property
     def noise_variance(self) -> torch.Tensor | None:
+        """Observation-noise variance ``[m]`` in the units of y, or None when the BoTorch model has no
+        Gaussian likelihood."""
         if self._noise is not None:
             return self._noise
         likelihood = getattr(self.model, "likelihood", None)

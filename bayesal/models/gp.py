@@ -111,6 +111,7 @@ class ExactGP(AlgebraSurrogate):
     # -- fitting ------------------------------------------------------------------------------
     @property
     def num_train(self) -> int:
+        """Number n of training points (0 before fitting)."""
         return 0 if self.model is None else int(self.model.train_inputs[0].shape[-2])
 
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "ExactGP":
@@ -200,6 +201,8 @@ class ExactGP(AlgebraSurrogate):
 
     @property
     def uses_love(self) -> bool:
+        """Whether posterior variances use LOVE (Pleiss et al. 2018): on request, or by default above
+        ``love_threshold`` training points."""
         return bool(self.love) or (self.love is None and self.num_train > self.love_threshold)
 
     def posterior(self, X: Any, chunk_size: int | None = None) -> GaussianPosterior:

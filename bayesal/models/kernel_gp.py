@@ -61,6 +61,7 @@ class EmpiricalNTK:
 
     @property
     def feature_dim(self) -> int:
+        """p, the number of features: parameter count × outputs (one gradient per output)."""
         return self.n_parameters * self.n_outputs
 
     def features(self, X: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,7 @@ class MultiFidelitySurrogate(AlgebraSurrogate):
 
     @property
     def target_fidelity(self) -> int:
+        """Index of the highest fidelity, ``num_fidelities − 1``: the level the campaign wants to predict."""
         return self.num_fidelities - 1
 
     def augment(self, X: Any, fidelity) -> torch.Tensor:
@@ -112,10 +113,13 @@ class TargetFidelity(AlgebraSurrogate):
 
     @property
     def noise_variance(self) -> torch.Tensor:
+        """``[1]`` observation-noise variance of a label at this fidelity level."""
         lev = torch.tensor([self.level])
         return self.base.observation_noise(lev).reshape(1)
 
     def joint_posterior(self, X: torch.Tensor):
+        """Differentiable mean ``[b, q, 1]`` and covariance ``[b, 1, q, q]`` of f at this level on ``X: [b,
+        q, d]``."""
         return self._algebra().joint(self.base._check_points_batched(augment(X, self.level)))
 
     def reference_blocks(self, R: torch.Tensor):
@@ -410,6 +414,7 @@ class CoKriging(MultiFidelitySurrogate):
 
     @property
     def num_train(self) -> int:
+        """Number of training points over all levels (0 before fitting)."""
         return 0 if not self._fitted else int(self._Xt.shape[0])
 
 
@@ -507,9 +512,12 @@ class BoTorchMultiFidelityGP(MultiFidelitySurrogate, ExactGP):
 
     @property
     def noise_variance(self) -> torch.Tensor:
+        """``[1]`` observation-noise variance (shared by all levels)."""
         return self._algebra().noise_variance
 
     def joint_posterior(self, X: torch.Tensor):
+        """Differentiable mean ``[b, q, 1]`` and covariance ``[b, 1, q, q]`` of f on augmented ``X: [b, q, d
+        + 1]``."""
         return self._algebra().joint(self._check_points_batched(X))
 
     def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:

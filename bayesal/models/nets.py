@@ -192,6 +192,7 @@ class SampleSurrogate(Surrogate):
     # -- posterior --------------------------------------------------------------------------------
     @property
     def num_samples(self) -> int:
+        """K, the number of model samples in every posterior ``[K, N, C]`` / ``[K, N, m]``."""
         raise NotImplementedError
 
     @property
@@ -263,6 +264,7 @@ class MCDropoutNet(SampleSurrogate):
 
     @property
     def num_samples(self) -> int:
+        """K, the number of consistent dropout masks (stochastic forward passes) per posterior."""
         return self.K
 
     def _build(self, d: int, out: int) -> nn.Module:
@@ -381,6 +383,7 @@ class DeepEnsemble(SampleSurrogate):
 
     @property
     def num_samples(self) -> int:
+        """K = M, the number of ensemble members (one posterior sample each)."""
         return self.M
 
     def _train(self, U, T, train, hold, gen) -> None:

@@ -29,6 +29,18 @@ def Forrester(noise_std: float = 0.0, seed: int = 0) -> FunctionProblem:
                            seed=seed, description="1-D Forrester et al. (2008) function on [0, 1]")
 
 
+def branin(X: torch.Tensor) -> torch.Tensor:
+    """The Branin–Hoo function on [−5, 10] × [0, 15], ``X: [N, 2] -> [N]`` (BoTorch's implementation;
+    three global minima of 0.397887)."""
+    return _BoTorchBranin().evaluate_true(X)
+
+
+def hartmann6(X: torch.Tensor) -> torch.Tensor:
+    """The 6-D Hartmann function on [0, 1]⁶, ``X: [N, 6] -> [N]`` (BoTorch's implementation; global
+    minimum −3.32237)."""
+    return _BoTorchHartmann(dim=6).evaluate_true(X)
+
+
 def Branin(noise_std: float = 0.0, seed: int = 0) -> FunctionProblem:
     """2-D Branin–Hoo function on [−5, 10] × [0, 15] (Dixon & Szegő 1978), BoTorch's implementation."""
     fn = _BoTorchBranin()

@@ -39,6 +39,7 @@ class Problem:
 
     @property
     def dim(self) -> int:
+        """Input dimension d."""
         return self.space.dim
 
     def __repr__(self) -> str:

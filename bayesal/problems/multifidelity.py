@@ -98,14 +98,17 @@ class MultiFidelityProblem:
 
     @property
     def num_fidelities(self) -> int:
+        """Number of fidelity levels L."""
         return len(self.levels)
 
     @property
     def target_fidelity(self) -> int:
+        """Index of the highest fidelity, L − 1."""
         return len(self.levels) - 1
 
     @property
     def dim(self) -> int:
+        """Input dimension d (without the fidelity column)."""
         return self.space.dim
 
     def __repr__(self) -> str:
