@@ -1,0 +1,81 @@
+"""benchmarks/learning_curves.py: the summary arithmetic on hand-made curves, and one tiny real unit."""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+lc = pytest.importorskip("learning_curves")
+
+
+def _run(dataset, strategy, seed, errors, key="rmse", n0=20, step=10):
+    curve = []
+    for i, e in enumerate(errors):
+        rec = {"n_labels": n0 + step * i, "fit_s": 1.0, "acq_s": 0.5}
+        if key == "accuracy":
+            rec.update(accuracy=1 - e, nll=0.1)
+        else:
+            rec.update(rmse=e, nlpd=0.2)
+        curve.append(rec)
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, "curve": curve}
+
+
+def test_summary_ratios_and_area_on_hand_made_curves():
+    results = [
+        _run("toy", "random", 0, [1.0, 1.0, 1.0]), _run("toy", "random", 1, [2.0, 2.0, 2.0]),
+        # seed 0: half of Random at both later steps; seed 1: equal, then a quarter
+        _run("toy", "ivr", 0, [1.0, 0.5, 0.5]), _run("toy", "ivr", 1, [2.0, 2.0, 0.5]),
+    ]
+    rows = {r["strategy"]: r for r in lc.summarise(results, budgets=[30, 40])}
+    assert rows["random"]["ratio_to_random"] == pytest.approx(1.0)
+    # geometric mean of (0.5, 0.5, 1, 0.25), the initial design excluded
+    assert rows["ivr"]["ratio_to_random"] == pytest.approx((0.5 * 0.5 * 1 * 0.25) ** 0.25)
+    assert rows["ivr"]["rmse@40"] == pytest.approx(0.5)
+    assert rows["ivr"]["nlpd@30"] == pytest.approx(0.2)
+    # mean log error over the label range by the trapezoid rule, averaged over seeds
+    a0 = (0.5 * (0 + math.log(0.5)) + 0.5 * (2 * math.log(0.5))) / 2
+    a1 = (0.5 * (2 * math.log(2.0)) + 0.5 * (math.log(2.0) + math.log(0.5))) / 2
+    assert rows["ivr"]["auc_log_error"] == pytest.approx((a0 + a1) / 2)
+    assert rows["ivr"]["fit_s"] == pytest.approx(3.0) and rows["ivr"]["acq_s"] == pytest.approx(1.5)
+    head = lc.headline(list(rows.values()))
+    assert head[0]["best"] == "ivr" and head[0]["lcmd_ll"] is None
+    table = lc.markdown(list(rows.values()), [30, 40])
+    assert "| toy | ivr | 2 |" in table and "Best bayesal strategy below Random on 1 of 1" in table
+
+
+def test_classification_error_is_one_minus_accuracy():
+    results = [_run("digits", "random", 0, [0.5, 0.4], key="accuracy"),
+               _run("digits", "bald", 0, [0.5, 0.2], key="accuracy")]
+    rows = {r["strategy"]: r for r in lc.summarise(results, budgets=[30])}
+    assert rows["bald"]["ratio_to_random"] == pytest.approx(0.5)
+    assert rows["bald"]["accuracy@30"] == pytest.approx(0.8)
+
+
+def test_units_are_independent_json_records():
+    settings = dict(lc.SUITES["quick"])
+    plan = lc.units(["diabetes", "digits"], ["random", "integrated-variance", "bald", "lcmd-ll"], 2, settings, None)
+    assert json.loads(json.dumps(plan)) == plan
+    assert {(u["dataset"], u["strategy"]) for u in plan} == {
+        ("diabetes", "random"), ("diabetes", "integrated-variance"), ("diabetes", "lcmd-ll"),
+        ("digits", "random"), ("digits", "bald")}
+    assert len(plan) == 10
+
+
+def test_a_tiny_unit_runs_and_shares_the_initial_design():
+    pytest.importorskip("sklearn")
+    base = dict(dataset="diabetes", seed=0, budget=30, q=5, initial=10, max_pool=2000, botorch_max_pool=0, data_dir=None)
+    rnd = lc.run_unit({**base, "strategy": "random"})
+    ivr = lc.run_unit({**base, "strategy": "integrated-variance"})
+    assert [s["n_labels"] for s in ivr["curve"]] == [10, 15, 20, 25, 30]
+    assert rnd["curve"][0]["rmse"] == pytest.approx(ivr["curve"][0]["rmse"])  # same initial labels
+    assert all(math.isfinite(s["rmse"]) and math.isfinite(s["nlpd"]) for s in ivr["curve"])
+    assert "net_rmse" in rnd["curve"][-1]
+    skipped = lc.run_unit({**base, "strategy": "botorch-nipv"})  # pool larger than botorch_max_pool = 0
+    assert "curve" not in skipped and "--botorch-max-pool" in skipped["skipped"]
