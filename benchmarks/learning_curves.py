@@ -72,10 +72,10 @@ SIMULATORS = ("heat",)
 #: suite name -> settings; the UCI budgets are sized so that --suite quick takes under 15 minutes
 #: single-threaded on a 2-core machine.
 SUITES: dict[str, dict[str, Any]] = {
-    "quick": dict(datasets="uci,diabetes,digits,heat", seeds=3, max_pool=2000, budget=100, q=10, initial=20,
+    "quick": dict(datasets="uci,diabetes,digits,heat", seeds=3, max_pool=2000, budget=100, q=20, initial=20,
                   strategies="random,max-variance,integrated-variance,lcmd-ll,lcmd-grad,botorch-nipv,"
                              "bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
-                  class_budget=100, class_q=10, class_initial=20, botorch_max_pool=300, budgets="50,100"),
+                  class_budget=100, class_q=10, class_initial=20, botorch_max_pool=300, budgets="40,60,100"),
     "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,
                  strategies="random,max-variance,integrated-variance,joint-information,lcmd-ll,lcmd-grad,"
                             "botorch-nipv,bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
@@ -446,7 +446,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write settings, every run's curve and the summary here")
     p.add_argument("--markdown", default=None, help="write the markdown tables here (also printed to stderr)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--summarise", default=None, metavar="JSON",
+                   help="print the tables of an earlier --json file (complete or interrupted) and exit")
     args = p.parse_args(argv)
+    if args.summarise:
+        saved = json.loads(Path(args.summarise).read_text())
+        table = markdown(summarise(saved["runs"], saved["meta"]["budgets"]), saved["meta"]["budgets"])
+        print(table)
+        if args.markdown:
+            Path(args.markdown).write_text(table)
+        return 0
 
     settings = dict(SUITES[args.suite])
     for key in ("seeds", "budget", "max_pool"):
@@ -467,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     for u in plan:
         u["threads"] = args.threads
     say(f"{len(plan)} runs: {len(datasets)} data sets, strategies {', '.join(strategies)}, {settings['seeds']} seeds")
+    meta = {"suite": args.suite, "settings": settings, "datasets": datasets, "strategies": strategies,
+            "budgets": budgets, "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                       f"{args.threads} thread(s) per run"}
     start, results = time.perf_counter(), []
     for i, u in enumerate(plan):
         t = time.perf_counter()
@@ -476,18 +489,17 @@ def main(argv: list[str] | None = None) -> int:
         err = last.get("rmse", last.get("accuracy"))
         say(f"[{i + 1}/{len(plan)}] {u['dataset']} {u['strategy']} seed {u['seed']}: "
             + (f"skipped ({r['skipped']})" if "skipped" in r else f"final {_f(err)} in {time.perf_counter() - t:.1f} s"))
+        if args.json:  # every finished unit is kept, so an interrupted run can still be summarised
+            with open(args.json, "w") as fh:
+                json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)
     total = time.perf_counter() - start
     rows = summarise(results, budgets)
     table = markdown(rows, budgets)
     say(table)
     say(f"total {total:.0f} s")
-    meta = {"suite": args.suite, "settings": settings, "datasets": datasets, "strategies": strategies,
-            "budgets": budgets, "seconds": total, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                       f"{args.threads} thread(s) per run"}
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "summary": rows, "runs": results}, fh, indent=1)
+            json.dump({"meta": {**meta, "seconds": total, "complete": True}, "summary": rows, "runs": results}, fh, indent=1)
     if args.markdown:
         Path(args.markdown).write_text(table)
     return 0
