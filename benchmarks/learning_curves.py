@@ -413,8 +413,11 @@ def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
                          f"{_f(h['lcmd_ll'], '{:.3f}')} / {_f(h['lcmd_ll_net'], '{:.3f}')} | "
                          f"{_f(h['lcmd_grad'], '{:.3f}')} / {_f(h['lcmd_grad_net'], '{:.3f}')} | "
                          f"{'yes' if h['best_ratio'] is not None and h['best_ratio'] < 1 else 'no'} |")
-        n_below = sum(1 for h in head_rows if h["best_ratio"] is not None and h["best_ratio"] < 1)
-        lines += ["", f"Best bayesal strategy below Random on {n_below} of {len(head_rows)} regression sets."]
+        below = [h for h in head_rows if h["best_ratio"] is not None and h["best_ratio"] < 1]
+        uci = [h for h in head_rows if h["dataset"] not in SKLEARN_SETS + SIMULATORS]
+        n_uci = sum(1 for h in below if h in uci)
+        lines += ["", f"Best bayesal strategy below Random on {len(below)} of {len(head_rows)} regression sets "
+                      f"({n_uci} of {len(uci)} UCI sets)."]
     return "\n".join(lines) + "\n"
 
 

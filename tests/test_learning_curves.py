@@ -47,7 +47,7 @@ def test_summary_ratios_and_area_on_hand_made_curves():
     head = lc.headline(list(rows.values()))
     assert head[0]["best"] == "ivr" and head[0]["lcmd_ll"] is None
     table = lc.markdown(list(rows.values()), [30, 40])
-    assert "| toy | ivr | 2 |" in table and "Best bayesal strategy below Random on 1 of 1" in table
+    assert "| toy | ivr | 2 |" in table and "below Random on 1 of 1 regression sets (1 of 1 UCI sets)" in table
 
 
 def test_classification_error_is_one_minus_accuracy():
