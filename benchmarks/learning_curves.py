@@ -156,8 +156,10 @@ def mlp_rmse(net, X_test: torch.Tensor, y_test: torch.Tensor) -> float:
     return float((pred.double() - y_test).pow(2).mean().sqrt())
 
 
-def lcmd_select(net, X_train: torch.Tensor, X_pool: torch.Tensor, y_train: torch.Tensor, q: int, kernel: str):
-    """bmdal_reg's LCMD-TP batch of q pool rows (indices into ``X_pool: [N, d]``)."""
+def lcmd_select(net, X_train: torch.Tensor, X_pool: torch.Tensor, y_train: torch.Tensor, q: int, kernel: str,
+                seed: int = 0):
+    """bmdal_reg's LCMD-TP batch of q pool rows (indices into ``X_pool: [N, d]``); ``seed`` seeds
+    the random sketch of the gradient kernel (bmdal_reg draws it from torch's global generator)."""
     if not hasattr(np, "Inf"):  # bmdal_reg 3.0.2 still uses np.Inf, removed in NumPy 2
         np.Inf = np.inf
     from bmdal_reg.bmdal.algorithms import select_batch
@@ -165,8 +167,10 @@ def lcmd_select(net, X_train: torch.Tensor, X_pool: torch.Tensor, y_train: torch
 
     data = {"train": TensorFeatureData(X_train.float()), "pool": TensorFeatureData(X_pool.float())}
     transforms = [("rp", [512])] if kernel == "grad" else []
-    idx, _ = select_batch(batch_size=q, models=[net], data=data, y_train=y_train.float(), base_kernel=kernel,
-                          kernel_transforms=transforms, selection_method="lcmd", sel_with_train=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        idx, _ = select_batch(batch_size=q, models=[net], data=data, y_train=y_train.float(), base_kernel=kernel,
+                              kernel_transforms=transforms, selection_method="lcmd", sel_with_train=True)
     return idx.long()
 
 
@@ -244,7 +248,8 @@ def _run_regression(unit):
             if strategy == "botorch-nipv":
                 local = botorch_nipv_select(learner.surrogate, pool.X[avail], size)
             else:
-                local = lcmd_select(net, learner.X, pool.X[avail], learner.y, size, strategy.split("-")[1])
+                local = lcmd_select(net, learner.X, pool.X[avail], learner.y, size, strategy.split("-")[1],
+                                    seed=10_007 * seed + learner.n_labels)
             chosen = avail[local]
         acq_s = time.perf_counter() - start
         learner.tell(None, pool.reveal(chosen), indices=chosen)
