@@ -288,7 +288,9 @@ def _run_classification(unit):
             if strategy == "baal-bald":
                 ranks = BaalBALD().get_ranks(p_nck)[0]
             else:
-                ranks = BaalBatchBALD(num_samples=size, num_draw=50).get_ranks(p_nck)[0]
+                with torch.random.fork_rng():  # baal samples label configurations from torch's global generator
+                    torch.manual_seed(10_007 * seed + learner.n_labels)
+                    ranks = BaalBatchBALD(num_samples=size, num_draw=50).get_ranks(p_nck)[0]
             chosen = avail[torch.as_tensor(np.array(ranks[:size], copy=True), dtype=torch.long)]
         acq_s = time.perf_counter() - start
         learner.tell(None, pool.reveal(chosen), indices=chosen)
