@@ -81,6 +81,10 @@ class ExactGP(AlgebraSurrogate):
             O(k n) per point after one Lanczos decomposition instead of O(n²). ``None``
             (default) turns it on above ``love_threshold`` training points. Covariances and
             greedy updates stay exact.
+        cholesky_up_to: fit with Cholesky factorisations up to this many training points
+            (GPyTorch switches to conjugate gradients and Lanczos above 800 by default; on a
+            CPU a Cholesky of a few thousand points is both exact and faster: protein, n = 5,000,
+            took 673 s with the iterative solvers).
 
     After :meth:`fit`, :attr:`model` is the BoTorch ``SingleTaskGP``. With m outputs the outputs
     are modelled as independent GPs with their own hyperparameters.
@@ -91,7 +95,7 @@ class ExactGP(AlgebraSurrogate):
 
     def __init__(self, kernel: str | Kernel = "matern52", noise: float | None = None,
                  outputscale: bool = False, seed: int = 0, love: bool | None = None,
-                 love_threshold: int = 3000):
+                 love_threshold: int = 3000, cholesky_up_to: int = 6000):
         if not isinstance(kernel, Kernel) and kernel not in KERNELS:
             raise UnknownName("kernel", str(kernel), KERNELS)
         if noise is not None and not (float(noise) > 0):
@@ -101,6 +105,7 @@ class ExactGP(AlgebraSurrogate):
         self.outputscale = outputscale
         self.seed = seed
         self.love, self.love_threshold = love, int(love_threshold)
+        self.cholesky_up_to = int(cholesky_up_to)
         self.model: SingleTaskGP | None = None
         self._fitted = False
 
@@ -147,7 +152,8 @@ class ExactGP(AlgebraSurrogate):
             torch.manual_seed(self.seed)
             warnings.simplefilter("ignore", category=OptimizationWarning)
             warnings.simplefilter("ignore", category=InputDataWarning)
-            fit_gpytorch_mll(mll)
+            with gpytorch.settings.max_cholesky_size(max(self.cholesky_up_to, 800)):
+                fit_gpytorch_mll(mll)
         model.eval()
         self._set_model(model, m)
         return self
