@@ -6,8 +6,8 @@ pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 
 from . import design, settings
 from .acquisition import BALD, EVGP, Acquisition, IntegratedVarianceReduction, JointInformation, MaxVariance, Random
-from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
-from .loop import ActiveLearner, run_campaign
+from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName
+from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
 from .models import BoTorchSurrogate, EmpiricalNTK, ExactGP, KernelGP, SparseGP, Surrogate
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
@@ -17,7 +17,7 @@ from .spaces import Box, Pool
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveLearner", "run_campaign", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
+    "ActiveLearner", "run_campaign", "Campaign", "CampaignStore", "StoreError", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
