@@ -259,7 +259,7 @@ class Campaign:
             return
         for e in self.store.claim(self.worker, free):
             task = ExperimentTask(e.id, tuple(e.x), e.pool_index, self._experiment_seed(e.step, e.slot),
-                                  self.config["timeout"])
+                                  self.config["timeout"], outputs=self.learner.test_set[1].shape[-1])
             in_flight[self.executor.submit(run_experiment, self.oracle_spec, task)] = e
 
     def _collect(self, in_flight: dict) -> None:

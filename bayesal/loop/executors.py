@@ -114,7 +114,8 @@ class ExperimentTask:
 
     Attributes:
         experiment: the store id; x: inputs ``[d]``; pool_index: the pool row or None;
-        seed: the experiment's own random seed (label noise); timeout: seconds, or None.
+        seed: the experiment's own random seed (label noise); timeout: seconds, or None;
+        outputs: the number m of outputs each label must have (None: any).
     """
 
     experiment: int
@@ -122,6 +123,7 @@ class ExperimentTask:
     pool_index: int | None
     seed: int
     timeout: float | None = None
+    outputs: int | None = None
 
 
 def _worker_name() -> str:
@@ -135,7 +137,7 @@ def _call_oracle(spec, task: ExperimentTask) -> Any:
     return oracle(X, indices, task.seed)
 
 
-def _parse_output(out: Any) -> tuple[list[float], float | None]:
+def _parse_output(out: Any, outputs: int | None = None) -> tuple[list[float], float | None]:
     cost = None
     if isinstance(out, dict):
         if "y" not in out:
@@ -148,13 +150,15 @@ def _parse_output(out: Any) -> tuple[list[float], float | None]:
         import numpy as np
 
         y = torch.as_tensor(np.asarray(out, dtype=float), dtype=DEFAULT_DTYPE)
-    y = y.reshape(-1) if y.dim() <= 1 else y.reshape(y.shape[0], -1)
-    if y.dim() == 2:
-        if y.shape[0] != 1:
-            raise ValueError(f"{y.shape[0]} rows of labels for one point")
-        y = y[0]
+    # one point: y [1] (one label per point, as ActiveLearner.tell reads a 1-D y) or [1, m]
+    y = y.reshape(-1, 1) if y.dim() <= 1 else y.reshape(y.shape[0], -1)
+    if y.shape[0] != 1:
+        raise ValueError(f"{y.shape[0]} rows of labels for one point")
+    y = y[0]
     if y.numel() == 0:
         raise ValueError("an empty label")
+    if outputs is not None and y.numel() != outputs:
+        raise ValueError(f"{y.numel()} outputs, expected {outputs}")
     if not bool(torch.isfinite(y).all()):
         kinds = [k for k, bad in (("NaN", torch.isnan(y).any()), ("inf", torch.isinf(y).any())) if bool(bad)]
         raise ValueError(f"{' and '.join(kinds)} output {y.tolist()}")
@@ -197,7 +201,7 @@ def run_experiment(spec, task: ExperimentTask) -> dict[str, Any]:
         result["cost"] = time.perf_counter() - start
         return result
     try:
-        y, cost = _parse_output(out)
+        y, cost = _parse_output(out, task.outputs)
     except (ValueError, TypeError) as exc:
         result["error"] = f"oracle returned an unusable label: {exc}"
         result["cost"] = time.perf_counter() - start
