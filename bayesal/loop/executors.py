@@ -351,7 +351,7 @@ class DaskExecutor(Executor):
         else:
             n = int(workers or max(1, (os.cpu_count() or 2) - 1))
             self._own_cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                         dashboard_address=None)
+                                                         dashboard_address=":0")
             self.client = distributed.Client(self._own_cluster)
         self.max_workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
 
@@ -499,7 +499,8 @@ def distributed_select(client, surrogate, acquisition, pool, q: int, selector: s
         n_shards = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     shards = _shards(pool, check_count(n_shards, "n_shards"))
     greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
-    [model, acq] = client.scatter([surrogate, acquisition], broadcast=True)
+    # hash=False: fresh keys, so a second call never races the release of an earlier call's copies
+    [model, acq] = client.scatter([surrogate, acquisition], broadcast=True, hash=False)
     if not greedy:
         parts = client.gather([client.submit(_shard_topk, model, acq, X, idx, q, pure=False) for X, idx in shards])
         scores = torch.cat([p[0] for p in parts])
