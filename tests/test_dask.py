@@ -80,6 +80,18 @@ def test_campaign_on_dask_completes_with_a_failing_oracle(client, tmp_path):
     assert len({e.worker for e in exps}) == 1  # claimed by the campaign process, run on the cluster
 
 
+def test_campaign_scoring_its_pool_on_the_cluster_equals_the_in_process_campaign(client, tmp_path):
+    settings = {**SETTINGS, "problem": "branin", "pool_size": 600, "q": 3, "budget": 12}
+    with Campaign.create(tmp_path / "local.db", **settings) as c:
+        c.run()
+        want = [(e.step, e.slot, e.pool_index, e.y) for e in c.store.experiments()]
+    with Campaign.create(tmp_path / "dask.db", executor=DaskExecutor(client=client), shard_pools_from=100,
+                         verbose=True, **settings) as c:
+        c.run()
+        got = [(e.step, e.slot, e.pool_index, e.y) for e in c.store.experiments()]
+    assert got == want
+
+
 def test_cli_connects_to_a_running_scheduler(client, tmp_path):
     path = tmp_path / "s.db"
     code, out, err = cli("run", "--store", path, "--problem", "forrester", "--strategy", "max-variance", "--budget", "6",

@@ -27,7 +27,7 @@ from tqdm.std import tqdm
 
 from ..errors import InvalidInput, OracleFailed, StoreError
 from ..problems import Problem, make_problem
-from ..spaces import Box
+from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE, check_count
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
                         WorkerDied, make_executor, run_experiment)
@@ -126,6 +126,11 @@ class Campaign:
             problem (or ``"module:function"`` oracle) labels the experiments.
         executor: where experiments run (default: in this process).
         progress: a tqdm bar over the budget; verbose: one line per result on stderr.
+        shard_pools_from: on a Dask executor, pools of at least this many candidates are scored
+            shard by shard on the cluster (:func:`~bayesal.loop.executors.distributed_select`,
+            the same batch as in one process).
+        poll_interval: seconds between looks at the store while other processes hold all the
+            outstanding experiments.
 
     >>> with Campaign.create("run.db", problem="forrester", budget=12, q=2, seed=0) as campaign:
     ...     campaign.run()
@@ -133,7 +138,8 @@ class Campaign:
     """
 
     def __init__(self, store: CampaignStore, oracle: Any = None, executor: Executor | None = None,
-                 progress: bool = False, verbose: bool = False):
+                 progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000,
+                 poll_interval: float = 0.05):
         self.store = store
         try:
             self.config = _check_config(store.config)
@@ -164,12 +170,14 @@ class Campaign:
         self.executor = executor or InProcessExecutor()
         self.progress, self.verbose = progress, verbose
         self.worker = f"campaign-{os.getpid()}"
+        self.shard_pools_from, self.poll_interval = int(shard_pools_from), float(poll_interval)
         self._bar = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, oracle: Any = None, executor: Executor | None = None,
-               progress: bool = False, verbose: bool = False, **settings) -> "Campaign":
+               progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000,
+               **settings) -> "Campaign":
         """A new campaign in a new store at ``path``.
 
         ``settings``: ``problem, model, strategy, selector, budget, q, initial, seed, noise_std,
@@ -184,13 +192,15 @@ class Campaign:
         config = _check_config(settings)
         make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # a bad name fails here
         store = CampaignStore.create(path, config)
-        return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose)
+        return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,
+                   shard_pools_from=shard_pools_from)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, oracle: Any = None, executor: Executor | None = None,
-               progress: bool = False, verbose: bool = False) -> "Campaign":
+               progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000) -> "Campaign":
         """The campaign stored at ``path``, ready to :meth:`run` on."""
-        return cls(CampaignStore.open(path), oracle=oracle, executor=executor, progress=progress, verbose=verbose)
+        return cls(CampaignStore.open(path), oracle=oracle, executor=executor, progress=progress, verbose=verbose,
+                   shard_pools_from=shard_pools_from)
 
     def close(self) -> None:
         self.store.close()
@@ -246,12 +256,25 @@ class Campaign:
         start = time.perf_counter()
         with torch.random.fork_rng():
             torch.manual_seed(self.learner.step_seed(step))
-            batch = self.learner.ask(size, pending=X_pending, step=step)
+            batch = self.learner.ask(size, pending=X_pending, step=step, select_function=self._select)
         acq_s = time.perf_counter() - start
         indices = None if batch.indices is None else batch.indices.tolist()
         self.store.add_experiments(step, batch.X.tolist(), seed=self.learner.step_seed(step), pool_indices=indices,
                                    scores=batch.scores.tolist(), acq_s=acq_s)
         self._log(f"step {step}: proposed {len(batch)} point(s) in {acq_s:.2f} s")
+
+    def _select(self, surrogate, acquisition, space, q, selector="auto", seed=None):
+        """:func:`bayesal.select.select`, or its sharded equivalent for a large pool on Dask."""
+        from ..select import select
+        from .executors import DaskExecutor, distributed_select
+
+        if (isinstance(self.executor, DaskExecutor) and isinstance(space, Pool) and surrogate is not None
+                and space.n_available >= self.shard_pools_from):
+            bound = acquisition.for_space(space)
+            if bound.needs_posterior and bound.scores_from_marginals:
+                self._log(f"scoring {space.n_available} candidates in shards on the cluster")
+                return distributed_select(self.executor.client, surrogate, acquisition, space, q, selector=selector)
+        return select(surrogate, acquisition, space, q, selector=selector, seed=seed)
 
     def _dispatch(self, in_flight: dict) -> None:
         free = self.executor.max_workers - len(in_flight)
@@ -321,6 +344,8 @@ class Campaign:
                 self._dispatch(in_flight)
                 if in_flight:
                     self._collect(in_flight)
+                elif counts["pending"] + counts["running"] > 0:
+                    time.sleep(self.poll_interval)  # other processes hold the outstanding experiments
             self._record(self._load())
         finally:
             self._bar.close()

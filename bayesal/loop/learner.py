@@ -117,7 +117,8 @@ class ActiveLearner:
         uninterrupted one would."""
         return self.seed * 1_000_003 + int(step)
 
-    def ask(self, q: int = 1, pending: Any = None, step: int | None = None) -> Selection:
+    def ask(self, q: int = 1, pending: Any = None, step: int | None = None,
+            select_function: Callable[..., Selection] | None = None) -> Selection:
         """Propose a batch of q points (and their pool indices); refits the surrogate if needed.
 
         Before any label has been told, the batch is a space-filling random design.
@@ -128,6 +129,9 @@ class ActiveLearner:
                 is chosen from the surrogate conditioned on them (``Surrogate.condition_on``),
                 so it does not repeat their information. On a pool, mark them labelled too.
             step: the acquisition step whose seed to use (default: the number of asks so far).
+            select_function: used instead of :func:`bayesal.select.select`, with its signature
+                ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
+                scored on a cluster, :func:`bayesal.loop.distributed_select`).
         """
         q = check_count(q, "q")
         if isinstance(self.space, Pool):
@@ -145,7 +149,7 @@ class ActiveLearner:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
             if X_pending.shape[0]:
                 model = model.condition_on(X_pending)
-        return select(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+        return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
 
     def replace_data(self, X: Any, y: Any, excluded: Any = None) -> None:
         """Replace every observation with ``X: [n, d]``, ``y: [n, m]`` (e.g. reloaded from a
