@@ -5,6 +5,7 @@
                 [--store FILE.db [--executor inprocess|process|dask] [--workers N] [--cluster tcp://HOST:PORT]
                  [--async] [--timeout S] [--retries R]] [--config FILE.toml] [--quiet | --verbose]
     bayesal resume --store FILE.db [--executor ...] [--workers N] [--cluster ...] [--out DIR]
+    bayesal work --store FILE.db [--executor ...] [--idle-timeout S]
     bayesal status --store FILE.db [--json]
     bayesal report --store FILE.db --out DIR
     bayesal list
@@ -36,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bayesal", description="Bayesian active learning: choose which label to buy next.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,resume,status,report,list}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,resume,work,status,report,list}", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an active-learning campaign on a benchmark problem")
     run.add_argument("--problem", default="branin", help="problem name (see `bayesal list`; default branin)")
@@ -74,6 +75,13 @@ def _build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--out", default=None, help="also write results.json and learning_curve.png here")
     _executor_arguments(resume)
     _verbosity_arguments(resume)
+
+    work = sub.add_parser("work", help="evaluate a stored campaign's pending experiments alongside its `run`")
+    work.add_argument("--store", required=True, help="the campaign's SQLite store")
+    work.add_argument("--idle-timeout", type=float, default=None,
+                      help="stop after this many seconds with nothing to do (default: when the campaign is complete)")
+    _executor_arguments(work)
+    _verbosity_arguments(work)
 
     status = sub.add_parser("status", help="progress of a stored campaign")
     status.add_argument("--store", required=True, help="the campaign's SQLite store")
@@ -303,6 +311,29 @@ def _cmd_resume(args) -> int:
     return _drive(campaign, executor, args)
 
 
+def _cmd_work(args) -> int:
+    from .loop import Campaign, CampaignStore
+
+    if args.idle_timeout is not None and not args.idle_timeout > 0:
+        raise _UsageError(f"argument --idle-timeout: expected a positive number of seconds, got {args.idle_timeout}")
+    CampaignStore.open(args.store).close()
+    executor = _make_executor(args)
+    try:
+        campaign = Campaign.resume(args.store, executor=executor, progress=not args.quiet, verbose=args.verbose)
+    except BaseException:
+        executor.close()
+        raise
+    try:
+        with campaign, executor:
+            n = campaign.work(idle_timeout=args.idle_timeout)
+    except KeyboardInterrupt:
+        print("bayesal: interrupted; the campaign requeues this worker's experiments", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"bayesal: this worker completed {n} experiment(s)", file=sys.stderr)
+    return 0
+
+
 def _drive(campaign, executor, args) -> int:
     from .errors import OracleFailed
     from .plotting import plot_learning_curves
@@ -387,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "run" and args.config is not None:
             args = _load_config(parser, args, argv if argv is not None else sys.argv[1:])
-        commands = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status,
-                    "report": _cmd_report}
+        commands = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume, "work": _cmd_work,
+                    "status": _cmd_status, "report": _cmd_report}
         if args.command in commands:
             return commands[args.command](args)
         parser.print_help()

@@ -132,6 +132,42 @@ def test_campaign_killed_at_20_random_moments_equals_the_uninterrupted_run(tmp_p
     assert key == [(r["n_labels"], r["rmse"], r["nlpd"]) for r in records(reference)]
 
 
+SLOW_FORRESTER = textwrap.dedent("""
+    import time
+    from bayesal.problems.analytic import forrester
+
+
+    def f(X):
+        time.sleep(0.3)
+        return forrester(X)
+""")
+
+
+def test_a_worker_process_shares_the_queue_with_the_campaign_process(tmp_path):
+    from bayesal import Campaign
+
+    (tmp_path / "slow_forrester.py").write_text(SLOW_FORRESTER)
+    path = tmp_path / "shared.db"
+    Campaign.create(path, problem="forrester", strategy="max-variance", budget=12, q=4, initial=4,
+                    oracle="slow_forrester:f").close()
+    campaign = popen("resume", "--store", str(path), "--quiet", extra_path=tmp_path)
+    worker = popen("work", "--store", str(path), "--verbose", extra_path=tmp_path)
+    assert campaign.wait(timeout=300) == 0, campaign.stderr.read()
+    assert worker.wait(timeout=120) == 0, worker.stderr.read()  # it stops by itself when the campaign is done
+    log = worker.stderr.read()
+    campaign.stderr.close()
+    worker.stderr.close()
+    conn = sqlite3.connect(path)
+    claims = conn.execute("SELECT experiment, attempt, worker FROM claims").fetchall()
+    states = conn.execute("SELECT state FROM experiments").fetchall()
+    conn.close()
+    assert states == [("done",)] * 12
+    assert sorted(e for e, _, _ in claims) == list(range(1, 13))  # each experiment claimed once, by one process
+    kinds = {w.split("-")[0] for _, _, w in claims}
+    assert kinds == {"campaign", "worker"}, claims
+    assert re.search(r"this worker completed [1-9]\d* experiment", log), log
+
+
 @pytest.fixture(scope="module")
 def finished_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("campaign") / "run.db"

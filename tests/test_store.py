@@ -68,9 +68,10 @@ _WORKER = textwrap.dedent("""
     import json, os, sys, time
     from bayesal.loop.store import CampaignStore
     path, go, name = sys.argv[1:4]
+    store = CampaignStore.open(path)
+    open(go + "." + name, "w").close()  # ready
     while not os.path.exists(go):
         time.sleep(0.001)
-    store = CampaignStore.open(path)
     mine = []
     while True:
         claimed = store.claim(name, limit=1 + len(mine) % 3)
@@ -89,7 +90,9 @@ def test_two_processes_sharing_a_store_never_claim_the_same_experiment(tmp_path)
         ids = store.add_experiments(0, [[i / 300] for i in range(300)], seed=0)
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(go), f"worker{k}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()) for k in range(2)]
-    time.sleep(2.0)  # both have imported bayesal and wait at the barrier
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.worker{k}").exists() for k in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until both have imported bayesal and wait at the barrier
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
@@ -128,6 +131,20 @@ def test_sigkill_in_the_middle_of_a_write_leaves_the_last_committed_state(tmp_pa
         assert store.counts() == {"pending": 1, "running": 1, "done": 0, "failed": 0}
         assert store.records() == []
         assert store.complete(1, [3.0])  # the dead writer's lock is gone
+
+
+def test_running_experiments_of_a_silent_claimant_are_requeued(tmp_path):
+    with CampaignStore.create(tmp_path / "s.db", CONFIG) as store:
+        store.add_experiments(0, [[0.1], [0.2], [0.3]], seed=0)
+        store.claim("worker-dead")
+        store.claim("worker-alive")
+        store.claim("campaign-1")
+        store._conn.execute("UPDATE workers SET heartbeat = heartbeat - 100 WHERE name != 'worker-alive'")
+        assert store.requeue_stale(lease=50, exclude="campaign-1") == 1
+        assert [e.state for e in store.experiments()] == ["pending", "running", "running"]
+        store.heartbeat("worker-dead")
+        assert store.requeue_running(prefix="campaign-") == 1
+        assert [e.state for e in store.experiments()] == ["pending", "running", "pending"]
 
 
 def _store_with_data(path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -116,6 +117,33 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+class _Heartbeat:
+    """A daemon thread that tells the store every ``interval`` seconds that ``worker`` is alive,
+    even while this process is busy inside a long oracle call."""
+
+    def __init__(self, path, worker: str, interval: float):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(path, worker, interval), daemon=True,
+                                        name=f"bayesal-heartbeat-{worker}")
+        self._thread.start()
+
+    def _beat(self, path, worker: str, interval: float) -> None:
+        try:
+            with CampaignStore.open(path) as store:
+                while True:
+                    store.heartbeat(worker)
+                    if self._stop.wait(interval):
+                        return
+        except Exception:  # a missing heartbeat only lets another process requeue our work late
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class Campaign:
     """An active-learning campaign written through a store; use :meth:`create` or :meth:`resume`.
 
@@ -131,6 +159,8 @@ class Campaign:
             the same batch as in one process).
         poll_interval: seconds between looks at the store while other processes hold all the
             outstanding experiments.
+        lease: seconds of silence after which another claimant (a ``bayesal work`` process)
+            counts as dead and its running experiments go back to the queue.
 
     >>> with Campaign.create("run.db", problem="forrester", budget=12, q=2, seed=0) as campaign:
     ...     campaign.run()
@@ -139,7 +169,7 @@ class Campaign:
 
     def __init__(self, store: CampaignStore, oracle: Any = None, executor: Executor | None = None,
                  progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000,
-                 poll_interval: float = 0.05):
+                 poll_interval: float = 0.05, lease: float = 60.0):
         self.store = store
         try:
             self.config = _check_config(store.config)
@@ -171,6 +201,7 @@ class Campaign:
         self.progress, self.verbose = progress, verbose
         self.worker = f"campaign-{os.getpid()}"
         self.shard_pools_from, self.poll_interval = int(shard_pools_from), float(poll_interval)
+        self.lease = float(lease)
         self._bar = None
 
     # -- construction -------------------------------------------------------------------------
@@ -310,16 +341,26 @@ class Campaign:
 
     def run(self) -> list[dict[str, Any]]:
         """Run (or continue) the campaign until ``budget`` experiments are done; returns the
-        learning-curve records. Running experiments left by a killed process are requeued first
-        (so at most one campaign process should run the loop on a store at a time; more worker
-        processes may claim from it)."""
-        self.store.requeue_running(reason="requeued: the campaign process stopped while it ran")
+        learning-curve records.
+
+        Experiments left running by an earlier campaign process are requeued first, so one
+        campaign process runs this loop on a store at a time; any number of :meth:`work`
+        processes may evaluate its experiments alongside (their running experiments are requeued
+        only when they fall silent for longer than the lease).
+        """
+        self.store.requeue_running(prefix="campaign-", reason="requeued: the campaign process stopped while it ran")
+        self.store.requeue_stale(self.lease, exclude=self.worker)
         counts = self.store.counts()
         self._bar = tqdm(total=self.budget, initial=min(counts["done"], self.budget), disable=not self.progress,
                          unit="label", desc=self.config["strategy"], leave=False)
         in_flight: dict = {}
+        heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
+        checked = time.monotonic()
         try:
             while True:
+                if time.monotonic() - checked > self.lease / 2:
+                    self.store.requeue_stale(self.lease, exclude=self.worker)
+                    checked = time.monotonic()
                 counts = self.store.counts()
                 if counts["done"] >= self.budget and not in_flight:
                     break
@@ -348,9 +389,41 @@ class Campaign:
                     time.sleep(self.poll_interval)  # other processes hold the outstanding experiments
             self._record(self._load())
         finally:
+            heartbeat.stop()
             self._bar.close()
             self._bar = None
         return self.store.records()
+
+    def work(self, idle_timeout: float | None = None) -> int:
+        """Evaluate this campaign's pending experiments, proposed by the process that runs
+        :meth:`run`, until the campaign is complete (or nothing was pending for ``idle_timeout``
+        seconds); returns how many this process completed. Claims are atomic, so any number of
+        workers (and the campaign process) share the queue without taking an experiment twice."""
+        self.worker = f"worker-{socket.gethostname()}-{os.getpid()}"
+        counts = self.store.counts()
+        self._bar = tqdm(total=self.budget, initial=min(counts["done"], self.budget), disable=not self.progress,
+                         unit="label", desc="work", leave=False)
+        in_flight: dict = {}
+        heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
+        idle_since = time.monotonic()
+        try:
+            while True:
+                counts = self.store.counts()
+                if not in_flight and (counts["done"] >= self.budget or counts["failed"] >= self.max_failures):
+                    break
+                self._dispatch(in_flight)
+                if in_flight:
+                    self._collect(in_flight)
+                    idle_since = time.monotonic()
+                elif idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                    break
+                else:
+                    time.sleep(self.poll_interval)
+        finally:
+            heartbeat.stop()
+            self._bar.close()
+            self._bar = None
+        return sum(e.worker == self.worker for e in self.store.experiments("done"))
 
     def _last_error(self) -> str:
         failed = self.store.experiments("failed")

@@ -67,6 +67,8 @@ _SCHEMA = (
     # one row per claim: the audit trail that shows no experiment was ever claimed twice at once
     "CREATE TABLE claims (experiment INTEGER NOT NULL REFERENCES experiments (id), attempt INTEGER NOT NULL,"
     " worker TEXT NOT NULL, time REAL NOT NULL, PRIMARY KEY (experiment, attempt))",
+    # the last sign of life of every claimant: running experiments of a silent one are requeued
+    "CREATE TABLE workers (name TEXT PRIMARY KEY, heartbeat REAL NOT NULL)",
     # the derived random seed and timing of each acquisition step
     "CREATE TABLE steps (step INTEGER PRIMARY KEY, seed INTEGER NOT NULL, size INTEGER NOT NULL,"
     " acq_s REAL, created REAL NOT NULL)",
@@ -224,7 +226,7 @@ class CampaignStore:
         if version > SCHEMA_VERSION:
             raise self._refuse(f"written with store schema {version} by a newer bayesal; this one reads "
                                f"schema {SCHEMA_VERSION} and older")
-        missing = {"campaign", "experiments", "claims", "steps", "records"} - tables
+        missing = {"campaign", "experiments", "claims", "workers", "steps", "records"} - tables
         if missing:
             raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
         if conn.execute("SELECT count(*) FROM campaign").fetchone()[0] != 1:
@@ -346,6 +348,7 @@ class CampaignStore:
         with self._write() as cur:
             ids = [r[0] for r in cur.execute("SELECT id FROM experiments WHERE state = 'pending' ORDER BY id LIMIT ?",
                                              (int(limit),))]
+            cur.execute("INSERT OR REPLACE INTO workers (name, heartbeat) VALUES (?, ?)", (worker, now))
             for i in ids:
                 cur.execute("UPDATE experiments SET state = 'running', worker = ?, started = ?, attempts = attempts + 1"
                             " WHERE id = ?", (worker, now, i))
@@ -380,15 +383,34 @@ class CampaignStore:
                 return None
             return cur.execute("SELECT state FROM experiments WHERE id = ?", (int(experiment_id),)).fetchone()[0]
 
-    def requeue_running(self, worker: str | None = None, reason: str = "interrupted") -> int:
-        """Put running experiments (all, or ``worker``'s) back in the queue, e.g. after a crash;
-        returns how many. Their attempt stays counted in the claims log."""
+    def requeue_running(self, worker: str | None = None, reason: str = "interrupted", prefix: str | None = None) -> int:
+        """Put running experiments (all, ``worker``'s, or those of claimants whose names start
+        with ``prefix``) back in the queue, e.g. after a crash; returns how many. Their attempt
+        stays counted in the claims log."""
         with self._write() as cur:
-            if worker is None:
-                cur.execute("UPDATE experiments SET state = 'pending', error = ? WHERE state = 'running'", (reason,))
-            else:
+            if worker is not None:
                 cur.execute("UPDATE experiments SET state = 'pending', error = ? WHERE state = 'running' AND worker = ?",
                             (reason, worker))
+            elif prefix is not None:
+                cur.execute("UPDATE experiments SET state = 'pending', error = ? WHERE state = 'running'"
+                            " AND substr(worker, 1, ?) = ?", (reason, len(prefix), prefix))
+            else:
+                cur.execute("UPDATE experiments SET state = 'pending', error = ? WHERE state = 'running'", (reason,))
+            return cur.rowcount
+
+    def heartbeat(self, worker: str) -> None:
+        """Record that ``worker`` is alive (claimants call this while they evaluate)."""
+        with self._write() as cur:
+            cur.execute("INSERT OR REPLACE INTO workers (name, heartbeat) VALUES (?, ?)", (worker, time.time()))
+
+    def requeue_stale(self, lease: float, exclude: str | None = None) -> int:
+        """Put back in the queue the running experiments of claimants silent for more than
+        ``lease`` seconds (a worker process that died); returns how many."""
+        cutoff = time.time() - float(lease)
+        with self._write() as cur:
+            cur.execute("UPDATE experiments SET state = 'pending', error = 'requeued: its worker stopped answering'"
+                        " WHERE state = 'running' AND worker IS NOT ? AND worker NOT IN"
+                        " (SELECT name FROM workers WHERE heartbeat >= ?)", (exclude, cutoff))
             return cur.rowcount
 
     def get(self, ids: Sequence[int]) -> list[Experiment]:
