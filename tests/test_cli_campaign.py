@@ -150,8 +150,14 @@ def test_a_worker_process_shares_the_queue_with_the_campaign_process(tmp_path):
     path = tmp_path / "shared.db"
     Campaign.create(path, problem="forrester", strategy="max-variance", budget=12, q=4, initial=4,
                     oracle="slow_forrester:f").close()
-    campaign = popen("resume", "--store", str(path), "--quiet", extra_path=tmp_path)
     worker = popen("work", "--store", str(path), "--verbose", extra_path=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:  # until its heartbeat shows it is up
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            if conn.execute("SELECT count(*) FROM workers").fetchone()[0]:
+                break
+        time.sleep(0.02)
+    campaign = popen("resume", "--store", str(path), "--quiet", extra_path=tmp_path)
     assert campaign.wait(timeout=300) == 0, campaign.stderr.read()
     assert worker.wait(timeout=120) == 0, worker.stderr.read()  # it stops by itself when the campaign is done
     log = worker.stderr.read()
@@ -164,7 +170,7 @@ def test_a_worker_process_shares_the_queue_with_the_campaign_process(tmp_path):
     assert states == [("done",)] * 12
     assert sorted(e for e, _, _ in claims) == list(range(1, 13))  # each experiment claimed once, by one process
     kinds = {w.split("-")[0] for _, _, w in claims}
-    assert kinds == {"campaign", "worker"}, claims
+    assert kinds == {"campaign", "worker"}, (claims, log)
     assert re.search(r"this worker completed [1-9]\d* experiment", log), log
 
 

@@ -79,6 +79,7 @@ _WORKER = textwrap.dedent("""
             break
         for e in claimed:
             mine.append(e.id)
+            time.sleep(0.002)  # the experiment itself, outside any transaction
             store.complete(e.id, [float(e.id)], cost=0.0)
     print(json.dumps(mine))
 """)
@@ -145,6 +146,36 @@ def test_running_experiments_of_a_silent_claimant_are_requeued(tmp_path):
         store.heartbeat("worker-dead")
         assert store.requeue_running(prefix="campaign-") == 1
         assert [e.state for e in store.experiments()] == ["pending", "running", "pending"]
+
+
+_COUNT = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT count(*) FROM experiments').fetchone()[0]); c.close()"
+
+
+def test_a_second_handle_in_one_process_keeps_the_first_ones_locks(tmp_path):
+    """Opening the same store twice in a process (the heartbeat thread does) must not release the
+    first connection's file locks: another process would then take itself for the last
+    connection, checkpoint and reset the write-ahead log under a live writer."""
+    path = tmp_path / "s.db"
+
+    def count():
+        return int(subprocess.run([sys.executable, "-c", _COUNT, str(path)], capture_output=True, text=True,
+                                  check=True).stdout)
+
+    with CampaignStore.create(path, CONFIG) as first:
+        first.add_experiments(0, [[0.1]], seed=0)
+        with CampaignStore.open(path) as second:
+            assert count() == 1
+            first.add_experiments(1, [[0.2], [0.3]], seed=1)
+            assert count() == 3
+            second.add_experiments(2, [[0.4]], seed=2)
+            first.add_experiments(3, [[0.5]], seed=3)
+            assert count() == 5
+        first.add_experiments(4, [[0.6]], seed=4)
+        assert count() == 6
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] == 6
+    conn.close()
 
 
 def _store_with_data(path):

@@ -283,6 +283,10 @@ class Campaign:
         self._record(exps)
         step = self.store.next_step()
         pending = [e.x for e in exps if e.state in ("pending", "running")]
+        if isinstance(self.learner.space, Box):
+            # a failed point counts as observed (label unknown), so the next step does not
+            # propose it again; on a pool, failed candidates are excluded instead
+            pending += [e.x for e in exps if e.state == "failed"]
         X_pending = torch.tensor(pending, dtype=DEFAULT_DTYPE) if pending else None
         start = time.perf_counter()
         with torch.random.fork_rng():

@@ -285,6 +285,7 @@ class ProcessExecutor(Executor):
         if self.max_workers < 1:
             raise InvalidInput("workers", "a positive number of processes", str(workers))
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._owner: dict = {}  # future -> the pool that runs it
 
     def _ensure(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -293,19 +294,23 @@ class ProcessExecutor(Executor):
 
     def submit(self, fn, *args):
         try:
-            return self._ensure().submit(fn, *args)
+            handle = self._ensure().submit(fn, *args)
         except cf.process.BrokenProcessPool:
             self._reset()
-            return self._ensure().submit(fn, *args)
+            handle = self._ensure().submit(fn, *args)
+        self._owner[handle] = self._pool
+        return handle
 
     def wait(self, handles, timeout=None):
         done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return [h for h in handles if h in done]
 
     def outcome(self, handle):
+        pool = self._owner.pop(handle, None)
         exc = handle.exception()
         if isinstance(exc, cf.process.BrokenProcessPool):
-            self._reset()
+            if pool is self._pool:  # not a stale future of a pool already replaced
+                self._reset()
             raise WorkerDied(f"a worker process died ({exc})")
         if exc is not None:
             raise exc

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,12 @@ MAGIC = "bayesal campaign store"
 SCHEMA_VERSION = 1
 STATES = ("pending", "running", "done", "failed")
 _SQLITE_HEADER = b"SQLite format 3\x00"
+# Files this process has open as stores, by (device, inode). POSIX drops every lock a process
+# holds on a file when *any* descriptor of that file is closed, so reading the header of a file
+# that a connection of this process already holds would silently release that connection's
+# locks (another process could then checkpoint and reset the write-ahead log under it).
+_OPEN_FILES: dict[tuple[int, int], int] = {}
+_OPEN_LOCK = threading.Lock()
 
 _SCHEMA = (
     "CREATE TABLE bayesal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -193,10 +200,14 @@ class CampaignStore:
             raise StoreError(f"no campaign store at {self.path} (start one with `bayesal run --store {self.path}`)")
         if not self.path.is_file():
             raise self._refuse("it is not a file")
-        with open(self.path, "rb") as fh:
-            header = fh.read(len(_SQLITE_HEADER))
-        if header != _SQLITE_HEADER:
-            raise self._refuse("not an SQLite database" if header else "the file is empty")
+        key = self._file_key()
+        with _OPEN_LOCK:
+            already_open = _OPEN_FILES.get(key, 0) > 0
+        if not already_open:
+            with open(self.path, "rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+            if header != _SQLITE_HEADER:
+                raise self._refuse("not an SQLite database" if header else "the file is empty")
         conn = self._connect()
         try:
             self._validate(conn)
@@ -207,7 +218,17 @@ class CampaignStore:
         except StoreError:
             conn.close()
             raise
+        self._register()
         return conn
+
+    def _file_key(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino
+
+    def _register(self) -> None:
+        self._key = self._file_key()
+        with _OPEN_LOCK:
+            _OPEN_FILES[self._key] = _OPEN_FILES.get(self._key, 0) + 1
 
     def _validate(self, conn: sqlite3.Connection) -> None:
         check = conn.execute("PRAGMA quick_check").fetchone()
@@ -261,12 +282,17 @@ class CampaignStore:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"cannot create a campaign store at {self.path}: {exc}") from None
+        self._register()
         return conn
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            with _OPEN_LOCK:
+                _OPEN_FILES[self._key] -= 1
+                if not _OPEN_FILES[self._key]:
+                    del _OPEN_FILES[self._key]
 
     def __enter__(self) -> "CampaignStore":
         return self
