@@ -95,6 +95,7 @@ def test_an_oracle_may_report_its_own_cost(tmp_path):
     assert all(e.cost == pytest.approx(10 * e.x[0]) for e in exps)
 
 
+@pytest.mark.slow
 def test_process_pool_survives_a_dying_worker_and_failing_calls(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESAL_TEST_MARKER", str(tmp_path / "died"))
     with ProcessExecutor(workers=2) as pool:

@@ -143,6 +143,7 @@ SLOW_FORRESTER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_worker_process_shares_the_queue_with_the_campaign_process(tmp_path):
     from bayesal import Campaign
 

@@ -85,6 +85,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_sharing_a_store_never_claim_the_same_experiment(tmp_path):
     path, go = tmp_path / "shared.db", tmp_path / "go"
     with CampaignStore.create(path, CONFIG) as store:
