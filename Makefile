@@ -11,7 +11,7 @@ STAMP := $(VENV)/.bayesal-installed
 DEV_STAMP := $(VENV)/.bayesal-dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast venv peers clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bayesal needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -39,6 +39,14 @@ test: $(DEV_STAMP)
 ## test-fast: everything but the statistical end-to-end tests marked slow
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## peers: install the deep active-learning peers (baal, batchbald-redux, bmdal-reg) for the
+## benchmarks and agreement tests. --no-deps, because they would pull another torch and
+## torchvision; their light pure-Python dependencies are listed one by one instead.
+PEERS_NO_DEPS := baal batchbald-redux bmdal-reg structlog toma torchmetrics lightning-utilities dill
+peers: $(DEV_STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[peers]"
+	$(BIN)/python -m pip install --quiet --no-deps $(PEERS_NO_DEPS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,14 +5,24 @@ pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 """
 
 from . import design, settings
-from .acquisition import BALD, EVGP, Acquisition, IntegratedVarianceReduction, JointInformation, MaxVariance, Random
+from .acquisition import (
+    BALD, EPIG, EVGP, Acquisition, BatchBALD, Entropy, IntegratedVarianceReduction, JointInformation, LeastConfidence,
+    Margin, MaxVariance, Random, StochasticBatch, VariationRatios,
+)
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName
 from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
-from .models import BoTorchSurrogate, EmpiricalNTK, ExactGP, KernelGP, SparseGP, Surrogate
+from .models import (
+    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, SparseGP, Surrogate,
+)
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
-from .select import Selection, select, select_continuous, select_greedy, select_topk
+from .select import Selection, select, select_continuous, select_greedy, select_stochastic, select_topk
 from .spaces import Box, Pool
+
+from .acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
+from .loop.multifidelity import MultiFidelityLearner
+from .models.multifidelity import BoTorchMultiFidelityGP, CoKriging
+from .problems.multifidelity import MultiFidelityProblem, make_multifidelity_problem
 
 __version__ = "0.1.0"
 
@@ -22,4 +32,8 @@ __all__ = [
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
     "OracleFailed", "settings", "design", "__version__",
+    "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
+    "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
+    "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence",
+    "VariationRatios", "StochasticBatch", "select_stochastic",
 ]

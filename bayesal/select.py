@@ -18,15 +18,18 @@ from botorch.optim import optimize_acqf
 from botorch.utils.transforms import t_batch_mode_transform
 
 from .acquisition.base import Acquisition
+from .acquisition.stochastic import StochasticBatch
 from .errors import InvalidInput
 from .models.base import Surrogate
-from .posteriors import GaussianPosterior
+from .posteriors import GaussianPosterior, SamplePosterior
 from .spaces import Box, Pool
+from .settings import rows_per_chunk
 from .validation import check_count, check_in_box
 
-__all__ = ["Selection", "select", "select_topk", "select_greedy", "select_continuous", "SELECTORS"]
+__all__ = ["Selection", "select", "select_topk", "select_greedy", "select_stochastic", "select_continuous",
+           "SELECTORS"]
 
-SELECTORS = ("auto", "topk", "greedy")
+SELECTORS = ("auto", "topk", "greedy", "stochastic")
 
 
 @dataclass
@@ -67,6 +70,8 @@ def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Poo
     q = check_count(q, "q")
     pool.check_batch_size(q)
     acquisition = acquisition.for_space(pool)
+    if acquisition.needs_posterior:
+        acquisition = acquisition.bind(surrogate)
     if acquisition.needs_posterior and not acquisition.scores_from_marginals:
         idx = pool.available
         X = pool.X[idx]
@@ -79,7 +84,8 @@ def select_topk(surrogate: Surrogate | None, acquisition: Acquisition, pool: Poo
     gen = _generator(seed)
     best_scores = torch.empty(0, dtype=torch.float64)
     best_idx = torch.empty(0, dtype=torch.long)
-    for idx, Xc in pool.chunks(chunk_size):
+    per_row = getattr(surrogate, "posterior_bytes_per_row", None) if acquisition.needs_posterior else None
+    for idx, Xc in pool.chunks(chunk_size, bytes_per_row=per_row):
         if acquisition.needs_posterior:
             s = acquisition.score(surrogate.posterior(Xc)).detach().to("cpu", torch.float64)
         else:
@@ -114,10 +120,12 @@ def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q:
     """
     q = check_count(q, "q")
     pool.check_batch_size(q)
-    acquisition = acquisition.for_space(pool)
+    acquisition = acquisition.for_space(pool).bind(surrogate)
     idx = pool.available
     X = pool.X[idx]
     post = surrogate.posterior(X)
+    if isinstance(post, SamplePosterior):
+        return _select_from_samples(acquisition, post, pool, idx, q)
     if not isinstance(post, GaussianPosterior):
         raise InvalidInput("surrogate", "a Gaussian surrogate for greedy conditioning", type(surrogate).__name__)
     mean, var = post.mean, post.variance.clone()  # [N, m]
@@ -145,6 +153,63 @@ def select_greedy(surrogate: Surrogate, acquisition: Acquisition, pool: Pool, q:
     chosen_t = torch.tensor(chosen, dtype=torch.long)
     indices = idx.cpu()[chosen_t]
     return Selection(pool.X[indices.to(pool.X.device)], indices, torch.tensor(gains, dtype=torch.float64))
+
+
+def _select_from_samples(acquisition: Acquisition, post: SamplePosterior, pool: Pool, idx: torch.Tensor,
+                         q: int) -> Selection:
+    """Greedy batch from a sample posterior ``[K, N, ·]`` of the available candidates: the
+    acquisition's own incremental gains where it has a batch objective on samples (BatchBALD),
+    else the top q single-point scores."""
+    if hasattr(acquisition, "select_from_samples"):
+        chosen, gains = acquisition.select_from_samples(post, q)
+    else:
+        s = torch.nan_to_num(acquisition.score(post).detach().to("cpu", torch.float64), nan=-math.inf)
+        top = torch.topk(s, q)
+        chosen, gains = top.indices, top.values
+    indices = idx.cpu()[chosen.cpu()]
+    return Selection(pool.X[indices.to(pool.X.device)], indices, gains.to(torch.float64))
+
+
+def select_stochastic(surrogate: Surrogate | None, acquisition: Acquisition, pool: Pool, q: int,
+                      seed: int | None = None, chunk_size: int | None = None) -> Selection:
+    """A batch sampled without replacement from a distribution over the candidates that favours
+    high single-point scores (:class:`~bayesal.acquisition.stochastic.StochasticBatch`; a plain
+    acquisition is wrapped with power sampling at β = 1).
+
+    With ``subset_size`` set, only that many unlabelled candidates, drawn uniformly with the
+    seed, are scored; the batch is sampled among them and returned as pool indices. Scores are
+    computed chunk by chunk. Returns the scores of the chosen points.
+    """
+    q = check_count(q, "q")
+    pool.check_batch_size(q)
+    if not isinstance(acquisition, StochasticBatch):
+        acquisition = StochasticBatch(acquisition)
+    acquisition = acquisition.for_space(pool)
+    if acquisition.needs_posterior:
+        acquisition = acquisition.bind(surrogate)
+    gen = _generator(seed)
+    candidates = pool.available.cpu()
+    if acquisition.subset_size is not None and acquisition.subset_size < candidates.numel():
+        if acquisition.subset_size < q:
+            raise InvalidInput("subset_size", f"at least q = {q}", str(acquisition.subset_size))
+        pick = torch.randperm(candidates.numel(), generator=gen)[: acquisition.subset_size]
+        candidates = candidates[torch.sort(pick).values]
+    if acquisition.needs_posterior:
+        step = chunk_size or rows_per_chunk(getattr(surrogate, "posterior_bytes_per_row", None) or 8.0 * (pool.dim + 64))
+        parts = []
+        for start in range(0, candidates.numel(), step):
+            Xc = pool.X[candidates[start:start + step].to(pool.X.device)]
+            parts.append(acquisition.score(surrogate.posterior(Xc)).detach().to("cpu", torch.float64))
+        scores = torch.cat(parts)
+    else:
+        scores = acquisition.base.score(n=candidates.numel(), generator=gen)
+    positions = acquisition.sample(scores, q, generator=gen)
+    indices = candidates[positions]
+    return Selection(pool.X[indices.to(pool.X.device)], indices, scores[positions])
+
+
+def _samples_surrogate(surrogate) -> bool:
+    return getattr(surrogate, "posterior_kind", "gaussian") == "samples"
 
 
 class _BoTorchAcquisition(AcquisitionFunction):
@@ -209,8 +274,13 @@ def select(surrogate: Surrogate | None, acquisition: Acquisition, space: Pool | 
            selector: str = "auto", seed: int | None = None) -> Selection:
     """Choose a batch of q points with the right selector for the space and acquisition.
 
-    ``selector="auto"``: on a box, :func:`select_continuous`; on a pool, :func:`select_greedy` for
-    model-based acquisitions when q > 1, else :func:`select_topk`.
+    ``selector="auto"``: on a box, :func:`select_continuous`; on a pool,
+    :func:`select_stochastic` for a :class:`~bayesal.acquisition.stochastic.StochasticBatch`,
+    :func:`select_greedy` for model-based acquisitions when q > 1, else :func:`select_topk`.
+    With a sample-posterior surrogate (MC dropout, ensembles), greedy selection is used only by
+    acquisitions with a batch objective on samples (BatchBALD); the others take the top q
+    scores, computed chunk by chunk. ``selector="stochastic"`` samples the batch with power
+    sampling (β = 1) from any acquisition's scores.
     """
     if selector not in SELECTORS:
         raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(selector))
@@ -218,7 +288,11 @@ def select(surrogate: Surrogate | None, acquisition: Acquisition, space: Pool | 
         return select_continuous(surrogate, acquisition, space, q, seed=seed)
     if not isinstance(space, Pool):
         raise InvalidInput("space", "a Pool or a Box", type(space).__name__)
+    if selector == "stochastic" or (selector == "auto" and isinstance(acquisition, StochasticBatch)):
+        return select_stochastic(surrogate, acquisition, space, q, seed=seed)
     greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
+    if greedy and _samples_surrogate(surrogate) and not hasattr(acquisition, "select_from_samples"):
+        greedy = False
     if greedy and acquisition.needs_posterior:
         return select_greedy(surrogate, acquisition, space, q)
     return select_topk(surrogate, acquisition, space, q, seed=seed)

@@ -41,6 +41,12 @@ class Acquisition:
         here); the default needs nothing and returns itself."""
         return self
 
+    def bind(self, surrogate) -> "Acquisition":
+        """This acquisition bound to the surrogate whose posterior it will score (criteria that
+        need the posterior at other points, such as EPIG's targets, compute it here); the default
+        needs nothing and returns itself. Selectors call it after :meth:`for_space`."""
+        return self
+
     def selection_model(self, X_train: torch.Tensor, surrogate):
         """The model whose posterior drives selection (the learner's surrogate by default)."""
         return surrogate

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInput
-from ..settings import get_memory_budget, rows_per_chunk
+from ..settings import get_memory_budget, stream_rows
 from ..spaces import Box, Pool
 from ..validation import as_tensor, check_X
 from .base import Acquisition, output_weights
@@ -173,15 +173,22 @@ class _ReferenceScorer:
         m = noise.numel()
         M, N = R.shape[0], X.shape[0]
         self.stored = 8.0 * m * M * N <= get_memory_budget()
-        self.step = N if self.stored else rows_per_chunk(8.0 * m * (M + 3 * max(1, getattr(surrogate, "num_train", 1)) + 8))
+        self.step = N if self.stored else stream_rows(8.0 * m * (M + 2 * max(1, getattr(surrogate, "num_train", 1)) + 8))
         self.block = block
         if self.stored:
-            self.C0 = block(X)  # [m, M, N]
-            self.a = (self.C0.pow(2) * self.w.reshape(1, -1, 1)).sum(-2)  # [m, N]
+            self.C0, self.a = X.new_empty(m, M, N), X.new_empty(m, N)
+            step = stream_rows(8.0 * m * (M + 2 * max(1, getattr(surrogate, "num_train", 1)) + 8))
+            for s in range(0, N, step):  # in chunks: the kernel's temporaries would be [M, N] each
+                Xc = X[s:s + step]
+                Cc = self.C0[..., s:s + Xc.shape[0]]
+                Cc.copy_(block(Xc))
+                self.a[:, s:s + Xc.shape[0]] = (Cc.pow(2) * self.w.reshape(1, -1, 1)).sum(-2)
         else:
             self.C0 = None
-            self.a = torch.cat([(block(X[s:s + self.step]).pow(2) * self.w.reshape(1, -1, 1)).sum(-2)
-                                for s in range(0, N, self.step)], -1)
+            self.a = X.new_empty(m, N)  # preallocated outputs keep the heap from fragmenting
+            for s in range(0, N, self.step):
+                Xc = X[s:s + self.step]
+                self.a[:, s:s + Xc.shape[0]] = (block(Xc).pow(2) * self.w.reshape(1, -1, 1)).sum(-2)
         self.U = X.new_zeros(m, M, 0)
         self.B = X.new_zeros(m, N, 0)
         self.V = X.new_zeros(m, N, 0)
@@ -190,8 +197,14 @@ class _ReferenceScorer:
         """``vecᵀ C_0``: ``[m, M] -> [m, N]``."""
         if self.stored:
             return (vec.unsqueeze(-2) @ self.C0).squeeze(-2)
-        return torch.cat([(vec.unsqueeze(-2) @ self.block(self.X[s:s + self.step])).squeeze(-2)
-                          for s in range(0, self.X.shape[0], self.step)], -1)
+        times = getattr(self.block, "times", None)
+        if times is None:
+            times = lambda v, Xc: (v.unsqueeze(-2) @ self.block(Xc)).squeeze(-2)  # noqa: E731
+        out = self.X.new_empty(vec.shape[0], self.X.shape[0])
+        for s in range(0, self.X.shape[0], self.step):
+            Xc = self.X[s:s + self.step]
+            out[:, s:s + Xc.shape[0]] = times(vec, Xc)
+        return out
 
     def scores(self, var: torch.Tensor) -> torch.Tensor:
         """``[N]`` IVR gain of each candidate given the points chosen so far; ``var: [N, m]``."""

@@ -9,3 +9,7 @@ from .store import CampaignStore, Experiment
 __all__ = ["ActiveLearner", "run_campaign", "Campaign", "campaign_status", "CampaignStore", "Experiment",
            "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "distributed_select",
            "Oracle", "FunctionOracle", "PoolOracle", "ProblemOracle", "as_oracle"]
+
+from .multifidelity import MF_MODELS, MultiFidelityLearner  # noqa: E402  (multi-fidelity loop)
+
+__all__ += ["MultiFidelityLearner", "MF_MODELS"]

@@ -301,14 +301,13 @@ class Campaign:
     def _select(self, surrogate, acquisition, space, q, selector="auto", seed=None):
         """:func:`bayesal.select.select`, or its sharded equivalent for a large pool on Dask."""
         from ..select import select
-        from .executors import DaskExecutor, distributed_select
+        from .executors import DaskExecutor, distributable, distributed_select
 
         if (isinstance(self.executor, DaskExecutor) and isinstance(space, Pool) and surrogate is not None
-                and space.n_available >= self.shard_pools_from):
-            bound = acquisition.for_space(space)
-            if bound.needs_posterior and bound.scores_from_marginals:
-                self._log(f"scoring {space.n_available} candidates in shards on the cluster")
-                return distributed_select(self.executor.client, surrogate, acquisition, space, q, selector=selector)
+                and space.n_available >= self.shard_pools_from
+                and distributable(surrogate, acquisition.for_space(space), selector)):
+            self._log(f"scoring {space.n_available} candidates in shards on the cluster")
+            return distributed_select(self.executor.client, surrogate, acquisition, space, q, selector=selector)
         return select(surrogate, acquisition, space, q, selector=selector, seed=seed)
 
     def _dispatch(self, in_flight: dict) -> None:

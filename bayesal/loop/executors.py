@@ -33,7 +33,7 @@ from ..validation import DEFAULT_DTYPE
 
 __all__ = ["ExperimentTask", "ProblemOracleSpec", "CallableOracleSpec", "run_experiment", "WorkerDied",
            "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS",
-           "distributed_select"]
+           "distributed_select", "distributable"]
 
 EXECUTORS = ("inprocess", "process", "dask")
 
@@ -467,6 +467,20 @@ def _shards(pool, n_shards: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(pool.X[available[a:b]].cpu(), available[a:b].cpu()) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def distributable(surrogate, acquisition, selector: str = "auto") -> bool:
+    """Whether :func:`distributed_select` gives :func:`bayesal.select.select`'s batch for this
+    surrogate, acquisition (already bound to the pool) and selector: model-based criteria scored
+    from marginals, chosen by top-k or, on Gaussian posteriors, greedily."""
+    from ..acquisition import StochasticBatch
+
+    if selector not in ("auto", "topk", "greedy") or isinstance(acquisition, StochasticBatch):
+        return False
+    if not acquisition.needs_posterior or not acquisition.scores_from_marginals:
+        return False
+    samples = getattr(surrogate, "posterior_kind", "gaussian") != "gaussian"
+    return not (samples and hasattr(acquisition, "select_from_samples"))
+
+
 def distributed_select(client, surrogate, acquisition, pool, q: int, selector: str = "auto",
                        n_shards: int | None = None):
     """Choose q candidates of a large pool on a Dask cluster, with the result of
@@ -489,21 +503,23 @@ def distributed_select(client, surrogate, acquisition, pool, q: int, selector: s
 
     Returns a :class:`~bayesal.select.Selection` (indices ``[q]``, points ``[q, d]``, scores ``[q]``).
     """
-    from ..select import SELECTORS, Selection
+    from ..select import Selection
     from ..validation import check_count
 
     q = check_count(q, "q")
     pool.check_batch_size(q)
-    if selector not in SELECTORS:
-        raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(selector))
+    if selector not in ("auto", "topk", "greedy"):
+        raise InvalidInput("selector", "auto, topk or greedy for distributed scoring", repr(selector))
     acquisition = acquisition.for_space(pool)
-    if not acquisition.needs_posterior or not acquisition.scores_from_marginals:
+    if not distributable(surrogate, acquisition, selector):
         raise InvalidInput("acquisition", "a model-based criterion scored from marginals for distributed scoring",
                            type(acquisition).__name__)
     if n_shards is None:
         n_shards = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     shards = _shards(pool, check_count(n_shards, "n_shards"))
     greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
+    if greedy and getattr(surrogate, "posterior_kind", "gaussian") != "gaussian":
+        greedy = False  # as bayesal.select: sample posteriors take the top q marginal scores
     # hash=False: fresh keys, so a second call never races the release of an earlier call's copies
     [model, acq] = client.scatter([surrogate, acquisition], broadcast=True, hash=False)
     if not greedy:

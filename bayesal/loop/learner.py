@@ -127,7 +127,8 @@ class ActiveLearner:
             q: batch size.
             pending: ``[p, d]`` points being evaluated whose labels are not known yet: the batch
                 is chosen from the surrogate conditioned on them (``Surrogate.condition_on``),
-                so it does not repeat their information. On a pool, mark them labelled too.
+                so it does not repeat their information (surrogates that cannot condition are
+                used as they are). On a pool, mark them labelled too.
             step: the acquisition step whose seed to use (default: the number of asks so far).
             select_function: used instead of :func:`bayesal.select.select`, with its signature
                 ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
@@ -148,7 +149,10 @@ class ActiveLearner:
         if pending is not None and self.acquisition.needs_posterior:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
             if X_pending.shape[0]:
-                model = model.condition_on(X_pending)
+                try:
+                    model = model.condition_on(X_pending)
+                except NotImplementedError:  # e.g. sample-based networks: pending pool rows are excluded anyway
+                    pass
         return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
 
     def replace_data(self, X: Any, y: Any, excluded: Any = None) -> None:

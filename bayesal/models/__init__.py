@@ -7,16 +7,25 @@ from collections.abc import Callable
 from ..errors import UnknownName
 from .base import ConditionedSurrogate, Surrogate
 from .botorch_model import BoTorchSurrogate
+from .dkl import DeepKernelGP
 from .gp import KERNELS, ExactGP
 from .kernel_gp import EmpiricalNTK, KernelGP
+from .multifidelity import BoTorchMultiFidelityGP, CoKriging, MultiFidelitySurrogate, TargetFidelity
+from .nets import ConsistentDropout, DeepEnsemble, MCDropoutNet, SampleSurrogate
 from .sparse import SparseGP
 
-__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP", "MODELS", "make_model"]
+__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
+           "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "SampleSurrogate", "ConsistentDropout",
+           "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {
     "exact-gp": lambda seed=0: ExactGP(seed=seed),
     "sparse-gp": lambda seed=0: SparseGP(seed=seed),
+    "deep-kernel-gp": lambda seed=0: DeepKernelGP(seed=seed),
+    "deep-kernel-gp-variational": lambda seed=0: DeepKernelGP(variational=True, seed=seed),
+    "mc-dropout-regression": lambda seed=0: MCDropoutNet(task="regression", seed=seed),
+    "deep-ensemble-regression": lambda seed=0: DeepEnsemble(task="regression", seed=seed),
     **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
 }
 

@@ -14,10 +14,12 @@ from ..spaces import Box
 from .analytic import Branin, Forrester, Hartmann6
 from .base import DatasetProblem, FunctionProblem, Problem
 from .data import UCI_DATASETS, load_uci, uci_available
+from .multifidelity import MF_PROBLEMS, MultiFidelityProblem, make_multifidelity_problem
 
 __all__ = [
     "Problem", "FunctionProblem", "DatasetProblem", "HeatEquation",
     "Forrester", "Branin", "Hartmann6", "load_uci", "make_problem", "problem_names", "PROBLEMS",
+    "MultiFidelityProblem", "make_multifidelity_problem", "MF_PROBLEMS",
 ]
 
 

@@ -87,6 +87,14 @@ __all__ = [
     "heat_equation_1d",
     "heat_equation_batch",
     "default_heat_steps",
+    "POISSON_BOUNDS",
+    "POISSON_INPUT_NAMES",
+    "POISSON_SENSOR",
+    "poisson_2d_batch",
+    "FIDELITY_GRIDS",
+    "REFERENCE_GRID",
+    "heat_work",
+    "poisson_work",
 ]
 
 #: Box of the three inputs of :func:`heat_equation_batch`: the lower row, then the upper row, for
@@ -254,3 +262,118 @@ def heat_equation_batch(X, **kwargs) -> np.ndarray:
     if bad.size:
         raise InvalidInput("X", "finite values", f"non-finite values at rows {bad[:10].tolist()}")
     return np.array([heat_equation_1d(a, ql, qr, **kwargs) for a, ql, qr in arr], dtype=float)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2-D Poisson problem
+# ------------------------------------------------------------------------------------------------
+
+#: Box of the three inputs of :func:`poisson_2d_batch`: the lower row, then the upper row, for
+#: ``(source_x, source_y, source_width)``.
+POISSON_BOUNDS = [[0.1, 0.1, 0.08], [0.9, 0.9, 0.2]]
+
+#: Names of the three columns of the input of :func:`poisson_2d_batch`.
+POISSON_INPUT_NAMES = ("source_x", "source_y", "source_width")
+
+#: Centre and width of the sensor whose weighted mean temperature :func:`poisson_2d_batch` returns.
+POISSON_SENSOR = (0.7, 0.35, 0.1)
+
+_POISSON_FACTORS: dict[int, tuple] = {}
+
+
+def _poisson_operator(n: int):
+    """Sparse LU factors of the 5-point Laplacian ``-Δ_h`` on the ``(n-1)²`` interior nodes of an
+    ``n × n`` grid of the unit square (homogeneous Dirichlet boundary), the node coordinates and
+    the sensor weights; factored once per grid size and kept (the operator does not depend on the
+    parameters, which enter through the right-hand side only)."""
+    if n not in _POISSON_FACTORS:
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import splu
+
+        h = 1.0 / n
+        m = n - 1
+        one_d = sp.diags([-np.ones(m - 1), 2.0 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1]) / (h * h)
+        eye = sp.identity(m)
+        laplacian = (sp.kron(one_d, eye) + sp.kron(eye, one_d)).tocsc()
+        lu = splu(laplacian)
+        x = np.arange(1, n) * h
+        xx, yy = np.meshgrid(x, x, indexing="ij")
+        cx, cy, w = POISSON_SENSOR
+        sensor = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * w * w)) / (2 * math.pi * w * w)
+        _POISSON_FACTORS[n] = (lu, xx.ravel(), yy.ravel(), sensor.ravel() * h * h)
+    return _POISSON_FACTORS[n]
+
+
+def poisson_2d_batch(X, n_grid: int = 64) -> np.ndarray:
+    """Mean temperature seen by a sensor in a square plate heated by a Gaussian source.
+
+    Solves the Poisson problem ``-Δu = s`` on the unit square with ``u = 0`` on the boundary, for
+    the unit-mass Gaussian source ``s(p) = exp(-|p - c|² / (2 w²)) / (2π w²)`` centred at
+    ``c = (source_x, source_y)`` with width ``w = source_width``, and returns the sensor reading
+    ``J = ∫ u(p) g(p) dp`` with the fixed Gaussian weight ``g`` of :data:`POISSON_SENSOR` (centre
+    (0.7, 0.35), width 0.1, unit mass).
+
+    Discretisation: the standard 5-point finite-difference Laplacian on the ``(n_grid - 1)²``
+    interior nodes of a uniform grid with spacing ``h = 1 / n_grid`` (the source sampled at the
+    nodes), and the trapezoidal rule for J (the boundary terms vanish since u = 0 there). Both are
+    second order, so J converges as O(h²) (R. J. LeVeque, *Finite Difference Methods for Ordinary
+    and Partial Differential Equations*, SIAM, 2007, chapter 3). The sparse matrix is the same for
+    every parameter value, so it is LU-factored once per grid size
+    (``scipy.sparse.linalg.splu``) and every batch of sources is one multi-right-hand-side solve.
+
+    Args:
+        X: array-like ``[N, 3]``, rows ``(source_x, source_y, source_width)`` (see
+            :data:`POISSON_BOUNDS`); a CPU torch tensor works too.
+        n_grid: number of grid intervals per side, >= 4.
+
+    Returns:
+        A float64 numpy array ``[N]`` of sensor readings.
+
+    Raises:
+        InvalidInput: X is not a finite ``[N, 3]`` array, a width is not positive, or n_grid < 4.
+    """
+    n = _integer("n_grid", n_grid, 4)
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput("X", "a real array of shape [N, 3]", type(X).__name__) from None
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise InvalidInput("X", "a real array of shape [N, 3]", f"shape {list(arr.shape)}")
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1) | (arr[:, 2] <= 0))
+    if bad.size:
+        raise InvalidInput("X", "finite rows with a positive source_width",
+                           f"invalid values at rows {bad[:10].tolist()}")
+    lu, xs, ys, weights = _poisson_operator(n)
+    out = np.empty(arr.shape[0])
+    step = max(1, int(2**22 // xs.size))  # right-hand sides per solve: ~32 MB of float64
+    for s in range(0, arr.shape[0], step):
+        c = arr[s:s + step]
+        w2 = (c[:, 2] ** 2)[None, :]
+        rhs = np.exp(-((xs[:, None] - c[None, :, 0]) ** 2 + (ys[:, None] - c[None, :, 1]) ** 2) / (2 * w2))
+        rhs /= 2 * math.pi * w2
+        out[s:s + step] = weights @ lu.solve(rhs)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Fidelities
+# ------------------------------------------------------------------------------------------------
+
+#: Grid sizes of the three fidelities of both simulators (low, medium, high).
+FIDELITY_GRIDS = (16, 32, 64)
+
+#: Grid sizes of the fine reference solutions used as the truth.
+REFERENCE_GRID = {"heat": 256, "poisson": 256}
+
+
+def heat_work(n_cells: int) -> int:
+    """Work units of one :func:`heat_equation_1d` solve: cells × time steps (each step is one
+    O(n_cells) tridiagonal solve). For 16 / 32 / 64 cells: 512 / 4096 / 32768, i.e. 1 : 8 : 64."""
+    return int(n_cells) * default_heat_steps(int(n_cells))
+
+
+def poisson_work(n_grid: int) -> int:
+    """Work units of one :func:`poisson_2d_batch` solve: the ``(n_grid - 1)²`` unknowns (a
+    forward and back substitution with the stored sparse LU factors is close to linear in them).
+    For 16 / 32 / 64: 225 / 961 / 3969, about 1 : 4.3 : 17.6."""
+    return (int(n_grid) - 1) ** 2

@@ -1,0 +1,449 @@
+"""Neural-network surrogates with a sample posterior: MC dropout and deep ensembles.
+
+Both answer ``posterior(X [N, d])`` with a :class:`~bayesal.posteriors.SamplePosterior`: K
+stochastic forward passes (MC dropout) or M members (ensemble), as class probabilities
+``[K, N, C]`` for classification or function draws ``[K, N, m]`` with a learned homoskedastic
+noise variance for regression. The K model samples are the same for every pool point, in every
+chunk and in every call until the next ``fit``, so joint quantities across points (BatchBALD,
+EPIG, sample covariances) are valid.
+
+Training: Adam on mini-batches (cross-entropy, or the Gaussian negative log likelihood of
+standardised targets with a learned noise), with early stopping on a held-out fraction of the
+labels (the weights of the best held-out epoch are kept); deterministic given ``seed``.
+Networks run in float32 by default (``dtype``), on the device of ``device``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.nn import functional as F
+
+from ..errors import InvalidInput, NotFitted
+from ..posteriors import SamplePosterior
+from ..settings import rows_per_chunk
+from ..validation import as_tensor, check_count, check_X, check_y
+from .base import Surrogate
+
+__all__ = ["SampleSurrogate", "ConsistentDropout", "MCDropoutNet", "DeepEnsemble", "mlp"]
+
+TASKS = ("classification", "regression")
+
+
+class ConsistentDropout(nn.Module):
+    """Dropout whose masks, at prediction time, are K fixed masks shared by every input.
+
+    In training mode it is ordinary (inverted) dropout. In MC mode (:meth:`set_samples`), the
+    input is read as ``[K·B, *features]`` (K stacked copies of a batch of B) and the k-th copy is
+    multiplied by the k-th of K masks ``[K, 1, *features]``, drawn once from a seeded generator
+    and then reused for every later batch, so that chunked predictions over a pool see the same
+    K networks (consistent MC dropout, as in Kirsch et al. 2019, §4).
+
+    Args:
+        p: drop probability.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= float(p) < 1:
+            raise InvalidInput("p", "a dropout probability in [0, 1)", repr(p))
+        self.p = float(p)
+        self.num_samples = 0
+        self._generator: torch.Generator | None = None
+        self._mask: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def set_samples(self, num_samples: int, generator: torch.Generator | None) -> None:
+        """Use K = ``num_samples`` fixed masks drawn from ``generator`` (0 switches MC mode off)."""
+        self.num_samples, self._generator, self._mask = int(num_samples), generator, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return F.dropout(x, self.p, True)
+        K = self.num_samples
+        if K == 0 or self.p == 0:
+            return x
+        feat = x.shape[1:]
+        if self._mask is None or self._mask.shape[2:] != feat:
+            keep = torch.rand((K, 1, *feat), generator=self._generator) >= self.p
+            self._mask = keep.to(device=x.device, dtype=x.dtype) / (1.0 - self.p)
+        mask = self._mask.to(device=x.device, dtype=x.dtype)
+        return (x.reshape(K, -1, *feat) * mask).reshape(x.shape)
+
+
+def mlp(d_in: int, d_out: int, hidden: Sequence[int] = (128, 128), dropout: float = 0.0) -> nn.Sequential:
+    """A ReLU multilayer perceptron ``[B, d_in] -> [B, d_out]`` with a :class:`ConsistentDropout`
+    after every hidden layer when ``dropout > 0``."""
+    layers: list[nn.Module] = []
+    width = d_in
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+        if dropout > 0:
+            layers.append(ConsistentDropout(dropout))
+        width = int(h)
+    layers.append(nn.Linear(width, d_out))
+    return nn.Sequential(*layers)
+
+
+class SampleSurrogate(Surrogate):
+    """Base of the network surrogates: data handling, input scaling and the sample posterior.
+
+    Subclasses implement ``_train(U [n, d], T, train [n_t], hold [n_h])`` and
+    ``_outputs(U [c, d]) -> [K, c, out]`` (logits, or standardised means).
+    """
+
+    #: selectors use it to route acquisitions without a sample batch objective to chunked top-k
+    posterior_kind = "samples"
+
+    def __init__(self, task: str = "classification", num_classes: int | None = None,
+                 hidden: Sequence[int] = (128, 128), lr: float = 1e-3, weight_decay: float = 1e-4,
+                 batch_size: int = 64, max_epochs: int = 200, holdout: float = 0.1, patience: int = 10,
+                 min_holdout: int = 5, seed: int = 0, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device | None = None):
+        if task not in TASKS:
+            raise InvalidInput("task", "'classification' or 'regression'", repr(task))
+        if num_classes is not None and (task != "classification" or check_count(num_classes, "num_classes", 2) < 2):
+            raise InvalidInput("num_classes", "None for regression", repr(num_classes))
+        if not 0 <= holdout < 0.5:
+            raise InvalidInput("holdout", "a fraction in [0, 0.5)", repr(holdout))
+        self.task, self.num_classes = task, num_classes
+        self.hidden = tuple(int(h) for h in hidden)
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.max_epochs = check_count(max_epochs, "max_epochs")
+        self.holdout, self.patience, self.min_holdout = float(holdout), int(patience), int(min_holdout)
+        self.seed, self.dtype = int(seed), dtype
+        self.device = torch.device(device) if device is not None else None
+        self._fitted = False
+        self.history: list[dict[str, float]] = []
+
+    # -- data -------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, bounds: Any = None) -> "SampleSurrogate":
+        """Train on ``X: [n, d]`` and ``y: [n]`` (class indices 0..C−1, or real targets ``[n, m]``).
+
+        ``bounds: [2, d]`` scales the inputs to [−1, 1] (else they are standardised with the
+        training mean and standard deviation).
+        """
+        X = check_X(X, "X")
+        n, d = X.shape
+        y = check_y(y, "y", n=n)
+        device = self.device or X.device
+        if self.task == "classification":
+            if y.shape[-1] != 1 or not bool((y == y.round()).all()) or bool((y < 0).any()):
+                raise InvalidInput("y", "class indices 0, 1, ..., C-1 of shape [n]", f"values such as {y[:3, 0].tolist()}")
+            C = self.num_classes if self.num_classes is not None else max(2, int(y.max()) + 1)
+            if int(y.max()) >= C:
+                raise InvalidInput("y", f"class indices below num_classes={C}", f"{int(y.max())}")
+            self.num_outputs = C
+            T = y[:, 0].long().to(device)
+        else:
+            self.num_outputs = y.shape[-1]
+            self.y_mean = y.mean(0).to(device, self.dtype)
+            std = y.std(0) if n > 1 else torch.ones(y.shape[-1], dtype=y.dtype)
+            self.y_std = torch.where(std > 0, std, torch.ones_like(std)).to(device, self.dtype)
+            T = (y.to(device, self.dtype) - self.y_mean) / self.y_std
+        if bounds is not None:
+            b = as_tensor(bounds, "bounds").reshape(2, d).to(device, self.dtype)
+            span = torch.where(b[1] > b[0], b[1] - b[0], torch.ones_like(b[0]))
+            self._shift, self._scale = (b[0] + b[1]) / 2, span / 2
+        else:
+            Xd = X.to(device, self.dtype)
+            sd = Xd.std(0) if n > 1 else torch.ones(d, dtype=self.dtype, device=device)
+            self._shift, self._scale = Xd.mean(0), torch.where(sd > 0, sd, torch.ones_like(sd))
+        self._dim, self._device = d, device
+        U = self._transform(X)
+        gen = torch.Generator().manual_seed(self.seed)
+        perm = torch.randperm(n, generator=gen)
+        n_hold = int(round(self.holdout * n)) if self.holdout > 0 else 0
+        if n_hold < self.min_holdout or n - n_hold < 2:
+            n_hold = 0
+        hold, train = perm[:n_hold].to(device), perm[n_hold:].to(device)
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+            torch.manual_seed(self.seed)
+            self._train(U, T, train, hold, gen)
+        self._fitted = True
+        return self
+
+    def _transform(self, X: torch.Tensor) -> torch.Tensor:
+        return (X.to(self._device, self.dtype) - self._shift) / self._scale
+
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
+        if not self._fitted:
+            raise NotFitted(f"{type(self).__name__} has no data yet: call fit(X, y) first")
+        return check_X(X, name, dim=self._dim)
+
+    def _loss(self, out: torch.Tensor, target: torch.Tensor, log_noise: torch.Tensor | None) -> torch.Tensor:
+        """Mean loss over the rows of ``out: [..., B, out]``; ``[...]``."""
+        if self.task == "classification":
+            C = out.shape[-1]
+            ce = F.cross_entropy(out.reshape(-1, C), target.expand(out.shape[:-1]).reshape(-1), reduction="none")
+            return ce.reshape(out.shape[:-1]).mean(-1)
+        noise = log_noise.exp().unsqueeze(-2)  # [..., 1, m]
+        return (0.5 * ((out - target).pow(2) / noise + noise.log())).mean((-1, -2))
+
+    # -- posterior --------------------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def posterior_bytes_per_row(self) -> float:
+        """Bytes one pool row costs while its posterior is scored (the ``[K, ·, C]`` samples, their
+        assembly from inner chunks, and an acquisition's temporaries): selectors size pool chunks
+        with it, so a pool of millions of points is streamed within the memory budget."""
+        return 3.0 * self.num_samples * self.num_outputs * torch.finfo(self.dtype).bits / 8
+
+    def posterior(self, X: Any, chunk_size: int | None = None) -> SamplePosterior:
+        """Sample posterior at ``X: [N, d]``: class probabilities ``[K, N, C]`` or draws of f
+        ``[K, N, m]`` (units of y) with ``noise_variance [m]``; computed in chunks of rows."""
+        X = self._check_points(X)
+        K, width = self.num_samples, max(self.hidden + (self.num_outputs,))
+        step = chunk_size or rows_per_chunk(4.0 * K * (3 * width + self._dim) * torch.finfo(self.dtype).bits / 8)
+        parts = []
+        with torch.no_grad():
+            for s in range(0, X.shape[0], step):
+                out = self._outputs(self._transform(X[s:s + step]))
+                parts.append(torch.softmax(out, -1) if self.task == "classification" else out * self.y_std + self.y_mean)
+        samples = torch.cat(parts, 1)
+        if self.task == "classification":
+            return SamplePosterior(samples, "classification")
+        return SamplePosterior(samples, "regression", noise_variance=self.noise_variance)
+
+    def predict(self, X: Any) -> torch.Tensor:
+        """Predictive mean: class probabilities ``[N, C]`` or the mean of f ``[N, m]``."""
+        return self.posterior(X).mean
+
+
+class MCDropoutNet(SampleSurrogate):
+    """Monte Carlo dropout network (Gal & Ghahramani 2016, "Dropout as a Bayesian Approximation";
+    Gal, Islam & Ghahramani 2017 for active learning).
+
+    The K stochastic passes are one batched forward over ``[K·B, d]`` with K fixed dropout masks
+    (:class:`ConsistentDropout`), drawn from ``seed`` after each fit and shared by every pool point.
+
+    Args:
+        task: ``"classification"`` or ``"regression"``.
+        num_classes: C (classification; default: largest label + 1 — pass it when the first
+            labels may miss a class).
+        module: optional network ``[B, d] -> [B, C or m]``; every ``nn.Dropout`` in it is
+            replaced by a :class:`ConsistentDropout` of the same p, and it is re-initialised
+            (``reset_parameters``) at each fit. Default: :func:`mlp` with ``hidden`` and ``dropout``.
+        hidden: widths of the default MLP's hidden layers.
+        dropout: drop probability of the default MLP.
+        num_samples: K, the number of MC dropout passes of the posterior.
+        lr, weight_decay, batch_size, max_epochs: Adam training.
+        holdout, patience, min_holdout: early stopping on a held-out fraction (skipped when it
+            would hold out fewer than ``min_holdout`` labels).
+        seed: seed of the initialisation, the split, the mini-batches and the MC masks.
+        dtype, device: of the network.
+    """
+
+    def __init__(self, task: str = "classification", num_classes: int | None = None, module: nn.Module | None = None,
+                 hidden: Sequence[int] = (128, 128), dropout: float = 0.25, num_samples: int = 20, **kwargs):
+        super().__init__(task=task, num_classes=num_classes, hidden=hidden, **kwargs)
+        if module is not None and not isinstance(module, nn.Module):
+            raise InvalidInput("module", "a torch.nn.Module", type(module).__name__)
+        if not 0 <= float(dropout) < 1:
+            raise InvalidInput("dropout", "a probability in [0, 1)", repr(dropout))
+        self.template = None if module is None else _with_consistent_dropout(copy.deepcopy(module))
+        self.dropout = float(dropout)
+        self.K = check_count(num_samples, "num_samples")
+        self.net: nn.Module | None = None
+
+    def __repr__(self) -> str:
+        return f"MCDropoutNet({self.task}, num_samples={self.K}, fitted={self._fitted})"
+
+    @property
+    def num_samples(self) -> int:
+        return self.K
+
+    def _build(self, d: int, out: int) -> nn.Module:
+        if self.template is None:
+            return mlp(d, out, self.hidden, self.dropout)
+        net = copy.deepcopy(self.template)
+        for mod in net.modules():
+            if hasattr(mod, "reset_parameters") and mod is not net:
+                mod.reset_parameters()
+        return net
+
+    def _train(self, U, T, train, hold, gen) -> None:
+        out = self.num_outputs
+        net = self._build(U.shape[-1], out).to(U.device, self.dtype)
+        log_noise = None
+        params = list(net.parameters())
+        if self.task == "regression":
+            log_noise = nn.Parameter(torch.full((out,), math.log(0.1), dtype=self.dtype, device=U.device))
+            params.append(log_noise)
+        optim = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state, stale = math.inf, None, 0
+        self.history = []
+        for epoch in range(self.max_epochs):
+            net.train()
+            order = train[torch.randperm(train.numel(), generator=gen).to(train.device)]
+            total = 0.0
+            for s in range(0, order.numel(), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                optim.zero_grad()
+                loss = self._loss(net(U[idx]), T[idx], log_noise)
+                loss.backward()
+                optim.step()
+                total += float(loss.detach()) * idx.numel()
+            record = {"epoch": epoch, "train_loss": total / order.numel()}
+            if hold.numel():
+                net.eval()
+                _set_samples(net, 0, None)
+                with torch.no_grad():
+                    val = float(self._loss(net(U[hold]), T[hold], log_noise))
+                record["holdout_loss"] = val
+                if val < best - 1e-4:
+                    best, stale = val, 0
+                    best_state = (copy.deepcopy(net.state_dict()), None if log_noise is None else log_noise.detach().clone())
+                else:
+                    stale += 1
+            self.history.append(record)
+            if hold.numel() and stale >= self.patience:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state[0])
+            if log_noise is not None:
+                log_noise.data.copy_(best_state[1])
+        net.eval()
+        _set_samples(net, self.K, torch.Generator().manual_seed(self.seed + 7919))
+        self.net = net
+        self._log_noise = None if log_noise is None else log_noise.detach()
+
+    @property
+    def noise_variance(self) -> torch.Tensor | None:
+        """``[m]`` learned observation-noise variance in y units (regression), else None."""
+        if self.task != "regression":
+            return None
+        return self._log_noise.exp() * self.y_std.pow(2)
+
+    def _outputs(self, U: torch.Tensor) -> torch.Tensor:
+        K, c = self.K, U.shape[0]
+        out = self.net(U.unsqueeze(0).expand(K, c, U.shape[-1]).reshape(K * c, -1))
+        return out.reshape(K, c, -1)
+
+
+def _with_consistent_dropout(module: nn.Module) -> nn.Module:
+    """Replace every ``nn.Dropout`` / ``nn.Dropout1d`` inside ``module`` by a ConsistentDropout."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.Dropout, nn.Dropout1d)):
+                setattr(parent, name, ConsistentDropout(child.p))
+    if not any(isinstance(m, ConsistentDropout) for m in module.modules()):
+        raise InvalidInput("module", "a network with at least one dropout layer", type(module).__name__)
+    return module
+
+
+def _set_samples(net: nn.Module, K: int, generator: torch.Generator | None) -> None:
+    for mod in net.modules():
+        if isinstance(mod, ConsistentDropout):
+            mod.set_samples(K, generator)
+
+
+class DeepEnsemble(SampleSurrogate):
+    """A deep ensemble of M networks (Lakshminarayanan, Pritzel & Blundell 2017, "Simple and
+    Scalable Predictive Uncertainty Estimation using Deep Ensembles"; Beluch et al. 2018 for
+    active learning).
+
+    The M members differ in their initialisation and mini-batch order and are trained together
+    in one vectorised pass: their parameters are stacked (``torch.func.stack_module_state``) and
+    one ``vmap``-ed forward and backward serves all of them. Each member stops early on its own
+    held-out loss (its best parameters are kept; training ends when every member has stopped).
+
+    Args:
+        num_members: M, the number of model samples K of the posterior.
+        module_fn: optional factory ``() -> nn.Module`` of one member ``[B, d] -> [B, C or m]``
+            (all members must share the architecture); default :func:`mlp` with ``hidden``.
+        other arguments: as for :class:`MCDropoutNet`.
+    """
+
+    def __init__(self, task: str = "classification", num_classes: int | None = None, num_members: int = 5,
+                 module_fn: Callable[[], nn.Module] | None = None, hidden: Sequence[int] = (128, 128), **kwargs):
+        super().__init__(task=task, num_classes=num_classes, hidden=hidden, **kwargs)
+        self.M = check_count(num_members, "num_members")
+        if module_fn is not None and not callable(module_fn):
+            raise InvalidInput("module_fn", "a callable returning a torch.nn.Module", type(module_fn).__name__)
+        self.module_fn = module_fn
+        self.params = self.buffers = None
+
+    def __repr__(self) -> str:
+        return f"DeepEnsemble({self.task}, num_members={self.M}, fitted={self._fitted})"
+
+    @property
+    def num_samples(self) -> int:
+        return self.M
+
+    def _train(self, U, T, train, hold, gen) -> None:
+        d, out, M = U.shape[-1], self.num_outputs, self.M
+        members = [(self.module_fn() if self.module_fn else mlp(d, out, self.hidden)).to(U.device, self.dtype)
+                   for _ in range(M)]
+        params, buffers = stack_module_state(members)
+        base = copy.deepcopy(members[0]).to("meta")
+        self._base = base
+
+        def call(p, b, x):
+            return functional_call(base, (p, b), (x,))
+
+        forward = vmap(call)
+        if self.task == "regression":
+            params["__log_noise"] = torch.full((M, out), math.log(0.1), dtype=self.dtype, device=U.device).requires_grad_()
+        leaves = list(params.values())
+        optim = torch.optim.Adam(leaves, lr=self.lr, weight_decay=self.weight_decay)
+        best = torch.full((M,), math.inf, dtype=torch.float64)
+        best_params = {k: v.detach().clone() for k, v in params.items()}
+        stale = torch.zeros(M, dtype=torch.long)
+        n_t = train.numel()
+        self.history = []
+        for epoch in range(self.max_epochs):
+            # each member gets its own shuffle of the training rows
+            orders = torch.stack([torch.randperm(n_t, generator=gen) for _ in range(M)]).to(train.device)
+            total = 0.0
+            for s in range(0, n_t, self.batch_size):
+                idx = train[orders[:, s:s + self.batch_size]]  # [M, B]
+                optim.zero_grad()
+                net_params = {k: v for k, v in params.items() if k != "__log_noise"}
+                outputs = forward(net_params, buffers, U[idx])  # [M, B, out]
+                losses = self._loss(outputs, T[idx],
+                                    params.get("__log_noise"))  # [M]
+                losses.sum().backward()
+                optim.step()
+                total += float(losses.detach().mean()) * idx.shape[1]
+            record = {"epoch": epoch, "train_loss": total / n_t}
+            if hold.numel():
+                with torch.no_grad():
+                    net_params = {k: v for k, v in params.items() if k != "__log_noise"}
+                    hU = U[hold].unsqueeze(0).expand(M, -1, -1)
+                    val = self._loss(forward(net_params, buffers, hU), T[hold], params.get("__log_noise")).to(torch.float64).cpu()
+                    improved = val < best - 1e-4
+                    for k, v in params.items():
+                        mask = improved.to(v.device).reshape(M, *([1] * (v.dim() - 1)))
+                        best_params[k] = torch.where(mask, v.detach(), best_params[k])
+                    best = torch.where(improved, val, best)
+                    stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
+                record["holdout_loss"] = float(best.mean())
+            self.history.append(record)
+            if hold.numel() and bool((stale >= self.patience).all()):
+                break
+        final = best_params if hold.numel() else {k: v.detach() for k, v in params.items()}
+        self._log_noise = final.pop("__log_noise", None)
+        self.params, self.buffers, self._forward = final, buffers, forward
+
+    @property
+    def noise_variance(self) -> torch.Tensor | None:
+        """``[m]`` observation-noise variance in y units (regression: the members' mean), else None."""
+        if self.task != "regression":
+            return None
+        return self._log_noise.exp().mean(0) * self.y_std.pow(2)
+
+    def _outputs(self, U: torch.Tensor) -> torch.Tensor:
+        return self._forward(self.params, self.buffers, U.unsqueeze(0).expand(self.M, *U.shape))
