@@ -183,7 +183,7 @@ class SparseGP(AlgebraSurrogate):
 
         n = X.shape[0]
         idx = torch.randperm(n, generator=gen)[: min(self.subset_size, n)].to(X.device)
-        exact = ExactGP(outputscale=True, seed=self.seed, cholesky_up_to=max(self.subset_size, 6000)).fit(
+        exact = ExactGP(outputscale=True, seed=self.seed, cholesky_up_to=self.subset_size).fit(
             X[idx], y[idx], bounds=self.bounds)
         em = exact.model
         m = y.shape[-1]
