@@ -294,7 +294,8 @@ def _cmd_run_store(args) -> int:
     return _drive(campaign, executor, args)
 
 
-def _cmd_resume(args) -> int:
+def _resume_with_executor(args):
+    """The stored campaign reopened with the executor the flags ask for (closed again on failure)."""
     from .loop import Campaign, CampaignStore
 
     CampaignStore.open(args.store).close()  # a bad store fails before a cluster is started
@@ -304,6 +305,11 @@ def _cmd_resume(args) -> int:
     except BaseException:
         executor.close()
         raise
+    return campaign, executor
+
+
+def _cmd_resume(args) -> int:
+    campaign, executor = _resume_with_executor(args)
     if not args.quiet:
         counts = campaign.store.counts()
         print(f"bayesal: resuming {args.store}: {counts['done']} of {campaign.budget} done, "
@@ -312,17 +318,9 @@ def _cmd_resume(args) -> int:
 
 
 def _cmd_work(args) -> int:
-    from .loop import Campaign, CampaignStore
-
     if args.idle_timeout is not None and not args.idle_timeout > 0:
         raise _UsageError(f"argument --idle-timeout: expected a positive number of seconds, got {args.idle_timeout}")
-    CampaignStore.open(args.store).close()
-    executor = _make_executor(args)
-    try:
-        campaign = Campaign.resume(args.store, executor=executor, progress=not args.quiet, verbose=args.verbose)
-    except BaseException:
-        executor.close()
-        raise
+    campaign, executor = _resume_with_executor(args)
     try:
         with campaign, executor:
             n = campaign.work(idle_timeout=args.idle_timeout)

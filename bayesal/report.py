@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tqdm.std import tqdm  # noqa: E402
 
-from .plotting import plot_learning_curves  # noqa: E402
+from .plotting import plot_learning_curves, save_figure  # noqa: E402
 
 __all__ = ["write_report", "plot_cost_curve", "plot_acquisition_map", "plot_calibration", "calibration_curve"]
 
@@ -61,12 +61,7 @@ def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | 
     ax.set_xlabel("cumulative oracle cost")
     ax.set_ylabel("test RMSE")
     ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, title)
 
 
 def _acquisition_values(learner, X: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -139,10 +134,7 @@ def plot_acquisition_map(learner, experiments, path: str | os.PathLike, title: s
         ax.set_ylabel(names[1])
         ax.legend(fontsize=7, loc="upper right")
     ax.set_title(title or what)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def calibration_curve(surrogate, X_test: torch.Tensor, y_test: torch.Tensor,
@@ -175,10 +167,7 @@ def plot_calibration(surrogate, X_test, y_test, path: str | os.PathLike, title: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "calibration")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 _PAGE = """<!DOCTYPE html>

@@ -31,7 +31,7 @@ from ..problems import Problem, make_problem
 from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE, check_count
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
-                        WorkerDied, make_executor, run_experiment)
+                        WorkerDied, run_experiment)
 from .learner import ActiveLearner
 from .store import CampaignStore
 
