@@ -9,8 +9,8 @@ from .acquisition import (
     BALD, EPIG, EVGP, Acquisition, BatchBALD, Entropy, IntegratedVarianceReduction, JointInformation, LeastConfidence,
     Margin, MaxVariance, Random, StochasticBatch, VariationRatios,
 )
-from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, UnknownName
-from .loop import ActiveLearner, run_campaign
+from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName
+from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
 from .models import (
     BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, SparseGP, Surrogate,
 )
@@ -27,7 +27,7 @@ from .problems.multifidelity import MultiFidelityProblem, make_multifidelity_pro
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveLearner", "run_campaign", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
+    "ActiveLearner", "run_campaign", "Campaign", "CampaignStore", "StoreError", "Box", "Pool", "ExactGP", "BoTorchSurrogate", "Surrogate",
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",

@@ -12,6 +12,7 @@ __all__ = [
     "UnknownName",
     "NotFitted",
     "OracleFailed",
+    "StoreError",
 ]
 
 
@@ -59,3 +60,9 @@ class OracleFailed(BayesalError, RuntimeError):
     def __init__(self, message: str, history: list | None = None):
         self.history = list(history) if history is not None else []
         super().__init__(message)
+
+
+class StoreError(BayesalError, RuntimeError):
+    """A campaign store cannot be used: the file is missing, corrupt, not a bayesal store, written
+    by a newer schema, or does not hold the campaign the caller expects. The message names the
+    file and what is wrong with it."""

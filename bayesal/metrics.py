@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .posteriors import GaussianPosterior, SamplePosterior
+from .posteriors import SamplePosterior
 
 __all__ = ["rmse", "nlpd", "accuracy", "evaluate"]
 

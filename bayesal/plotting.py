@@ -35,6 +35,12 @@ def plot_learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], path
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def save_figure(fig, path: str | os.PathLike, title: str | None = None) -> str:
+    """Give ``fig`` its ``title`` (if any), lay it out, write it to ``path`` (PNG at 110 dpi),
+    close it and return the path as a string."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -9,7 +9,7 @@ import torch
 
 from .errors import InvalidInput
 from .settings import rows_per_chunk
-from .validation import DEFAULT_DTYPE, as_tensor, check_in_box, check_indices, check_X, check_y, describe
+from .validation import as_tensor, check_in_box, check_indices, check_X, check_y, describe
 
 __all__ = ["Box", "Pool"]
 

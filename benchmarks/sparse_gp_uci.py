@@ -2,9 +2,11 @@
 
     python benchmarks/sparse_gp_uci.py --dataset protein [--data-dir DIR] [--json OUT]
 
-Fits ``SparseGP`` on the whole training split (protein: 41,157 points, 9 inputs) under a
-wall-clock limit, and ``ExactGP`` on a random 5,000-point subset of the same split; reports test
-RMSE and NLPD of both in the units of y, and the fit times, as one JSON object on stdout.
+Fits ``SparseGP`` on the whole training split (protein: 41,157 points, 9 inputs; 2,048 k-means
+inducing points, hyperparameters from an exact GP on 1,500 points, optimal q(u) over all the data)
+and ``ExactGP`` on a random 5,000-point subset of the same split; reports test RMSE and NLPD of
+both in the units of y, and the fit times, as one JSON object on stdout. ``--elbo`` trains the
+sparse model's hyperparameters on the ELBO instead (under ``--max-seconds``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def main():
     p.add_argument("--dataset", default="protein")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--subset", type=int, default=5000, help="ExactGP training subset size")
-    p.add_argument("--num-inducing", type=int, default=512)
+    p.add_argument("--num-inducing", type=int, default=2048)
+    p.add_argument("--hyper-subset", type=int, default=1500, help="exact-GP subset that sets the sparse model's hyperparameters")
+    p.add_argument("--elbo", action="store_true", help="train the sparse model's hyperparameters on the ELBO")
     p.add_argument("--max-seconds", type=float, default=480.0, help="SparseGP training time limit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -39,10 +43,12 @@ def main():
     print(f"{args.dataset}: {X.shape[0]} training points, {X_test.shape[0]} test points", file=sys.stderr)
 
     start = time.perf_counter()
-    sparse = SparseGP(num_inducing=args.num_inducing, batch_size=1024, lr=0.02, max_epochs=500,
+    sparse = SparseGP(num_inducing=args.num_inducing, hyperparameters="elbo" if args.elbo else "subset",
+                      subset_size=args.hyper_subset, batch_size=1024, lr=0.02, max_epochs=500,
                       max_seconds=args.max_seconds, seed=args.seed).fit(X, y)
     post = sparse.posterior(X_test)
-    result["sparse"] = {"fit_s": round(time.perf_counter() - start, 1), "epochs": len(sparse.history),
+    result["sparse"] = {"fit_s": round(time.perf_counter() - start, 1), "mode": sparse.hyperparameters,
+                        "history": sparse.history if not args.elbo else sparse.history[-1:],
                         "rmse": rmse(post.mean, y_test), "nlpd": nlpd(post.mean, post.predictive_variance, y_test),
                         "num_inducing": args.num_inducing}
     print(f"SparseGP: {result['sparse']}", file=sys.stderr)

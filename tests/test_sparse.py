@@ -85,3 +85,68 @@ def test_errors():
         SparseGP(holdout=0.7)
     with pytest.raises(InvalidInput, match="num_inducing"):
         SparseGP(num_inducing=0)
+
+
+def test_with_every_point_inducing_it_equals_the_exact_gp_it_took_its_hyperparameters_from():
+    # Z = X and the optimal q(u): the variational posterior is the exact posterior (Titsias 2009)
+    from bayesal import ExactGP
+
+    gen = torch.Generator().manual_seed(3)
+    X = torch.rand(120, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(4 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * torch.randn(120, generator=gen, dtype=torch.float64)
+    box = [[0, 0], [1, 1]]
+    sparse = SparseGP(num_inducing=120, subset_size=120, seed=5).fit(X, y, bounds=box)
+    exact = ExactGP(outputscale=True, seed=5).fit(X, y, bounds=box)
+    Xs = _rand(40, 7)
+    a, b = sparse.posterior(Xs), exact.posterior(Xs)
+    assert torch.allclose(a.mean, b.mean, atol=1e-4)
+    assert torch.allclose(a.variance, b.variance, atol=1e-4)
+    assert torch.allclose(sparse.noise_variance, exact.noise_variance, rtol=1e-8)
+
+
+def test_the_closed_form_variational_distribution_maximises_the_elbo(sparse_fit):
+    import gpytorch
+
+    gp, X, y = sparse_fit
+    U, Y = gp._transform(X), ((y.reshape(-1, 1) - gp.y_mean) / gp.y_std).T
+    dist = gp.model.variational_strategy._variational_distribution
+    elbo = gpytorch.mlls.VariationalELBO(gp.likelihood, gp.model, num_data=X.shape[0])
+
+    def value():
+        gp.model.train()
+        gp.likelihood.train()
+        with torch.no_grad():
+            v = float(elbo(gp.model(U.unsqueeze(0)), Y).sum())
+        gp.model.eval()
+        gp.likelihood.eval()
+        return v
+
+    best = value()
+    gen = torch.Generator().manual_seed(0)
+    for param in (dist.variational_mean, dist.chol_variational_covar):
+        saved = param.detach().clone()
+        with torch.no_grad():
+            param.add_(1e-3 * torch.randn(param.shape, generator=gen, dtype=param.dtype))
+        assert value() < best
+        with torch.no_grad():
+            param.copy_(saved)
+    assert abs(value() - best) < 1e-9
+
+
+def test_elbo_training_learns_the_function_too():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(600, 2, generator=gen, dtype=torch.float64)
+    f = lambda Z: torch.sin(5 * Z[:, 0]) * torch.cos(3 * Z[:, 1])  # noqa: E731
+    y = f(X) + 0.05 * torch.randn(600, generator=gen, dtype=torch.float64)
+    gp = SparseGP(num_inducing=40, hyperparameters="elbo", inducing="random", batch_size=300, max_epochs=120,
+                  lr=0.05, patience=15, seed=0).fit(X, y, bounds=[[0, 0], [1, 1]])
+    Xs = _rand(300, 2)
+    assert float((gp.posterior(Xs).mean[:, 0] - f(Xs)).pow(2).mean().sqrt()) < 0.06
+    assert any("holdout_loglik" in record for record in gp.history)
+
+
+def test_bad_fitting_options():
+    with pytest.raises(InvalidInput, match="hyperparameters"):
+        SparseGP(hyperparameters="mle")
+    with pytest.raises(InvalidInput, match="inducing"):
+        SparseGP(inducing="grid")

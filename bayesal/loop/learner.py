@@ -112,22 +112,62 @@ class ActiveLearner:
         self._stale = False
         return time.perf_counter() - start
 
-    def ask(self, q: int = 1) -> Selection:
+    def step_seed(self, step: int) -> int:
+        """The random seed of acquisition step ``step`` (0 for the first ask): a function of the
+        learner's seed and the step alone, so a campaign restored at step k draws what an
+        uninterrupted one would."""
+        return self.seed * 1_000_003 + int(step)
+
+    def ask(self, q: int = 1, pending: Any = None, step: int | None = None,
+            select_function: Callable[..., Selection] | None = None) -> Selection:
         """Propose a batch of q points (and their pool indices); refits the surrogate if needed.
 
         Before any label has been told, the batch is a space-filling random design.
+
+        Args:
+            q: batch size.
+            pending: ``[p, d]`` points being evaluated whose labels are not known yet: the batch
+                is chosen from the surrogate conditioned on them (``Surrogate.condition_on``),
+                so it does not repeat their information (surrogates that cannot condition are
+                used as they are). On a pool, mark them labelled too.
+            step: the acquisition step whose seed to use (default: the number of asks so far).
+            select_function: used instead of :func:`bayesal.select.select`, with its signature
+                ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
+                scored on a cluster, :func:`bayesal.loop.distributed_select`).
         """
         q = check_count(q, "q")
         if isinstance(self.space, Pool):
             self.space.check_batch_size(q)
-        seed = self.seed * 1_000_003 + self._asks
+        if step is not None:
+            self._asks = int(step)
+        seed = self.step_seed(self._asks)
         self._asks += 1
         if self.n_labels == 0:
             return self._initial_design(q, seed)
         if self.acquisition.needs_posterior:
             self.fit()
         model = self.acquisition.selection_model(self.X, self.surrogate)
-        return select(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+        if pending is not None and self.acquisition.needs_posterior:
+            X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
+            if X_pending.shape[0]:
+                try:
+                    model = model.condition_on(X_pending)
+                except NotImplementedError:  # e.g. sample-based networks: pending pool rows are excluded anyway
+                    pass
+        return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+
+    def replace_data(self, X: Any, y: Any, excluded: Any = None) -> None:
+        """Replace every observation with ``X: [n, d]``, ``y: [n, m]`` (e.g. reloaded from a
+        store); on a pool, ``excluded`` are the pool indices never to propose again (labelled,
+        pending or failed). The surrogate is refitted on the next :meth:`fit` or :meth:`ask`."""
+        X = check_X(X, "X", dim=self.space.dim, allow_empty=True)
+        self.X = X.to(DEFAULT_DTYPE)
+        self.y = None if X.shape[0] == 0 else check_y(y, "y", n=X.shape[0])
+        if isinstance(self.space, Pool):
+            self.space.labelled.zero_()
+            if excluded is not None and len(excluded):
+                self.space.mark_labelled(excluded)
+        self._stale = True
 
     def _initial_design(self, q: int, seed: int) -> Selection:
         if isinstance(self.space, Box):

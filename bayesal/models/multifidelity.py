@@ -15,7 +15,6 @@ acquisition needs. :meth:`MultiFidelitySurrogate.at_target` is the ordinary d-in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..posteriors import GaussianPosterior
 from ..validation import as_tensor, check_X, check_y
 from .algebra import ExactGaussianAlgebra, robust_cholesky
 from .base import AlgebraSurrogate
-from .gp import ExactGP
+from .gp import ExactGP, fit_exact_model
 
 __all__ = ["MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "augment"]
 
@@ -330,15 +329,12 @@ class CoKriging(MultiFidelitySurrogate):
         """Fit δ_s on unit-cube inputs ``Xs: [n_s, d]``. With ``lower_mean`` (``μ_{s-1}(Xs)``,
         ``[n_s]``), ρ_s is fitted jointly with δ_s's hyperparameters by maximum marginal
         likelihood, as the coefficient of a mean ``ρ_s μ_{s-1}(x) + c_s``."""
-        from botorch.exceptions.warnings import InputDataWarning, OptimizationWarning
-        from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
         from botorch.models.transforms.outcome import Standardize
         from botorch.models.utils.gpytorch_modules import (
             get_covar_module_with_dim_scaled_prior, get_gaussian_likelihood_with_lognormal_prior,
         )
         from gpytorch.kernels import MaternKernel
-        from gpytorch.mlls import ExactMarginalLogLikelihood
 
         d = Xs.shape[-1]
         dims = list(range(d))
@@ -361,15 +357,7 @@ class CoKriging(MultiFidelitySurrogate):
                              covar_module=covar, outcome_transform=Standardize(m=1), **kwargs).to(Xs)
         stdv = model.outcome_transform.stdvs.reshape(-1)[0].detach()
         ybar = model.outcome_transform.means.reshape(-1)[0].detach()
-        if self.noise is not None:
-            model.likelihood.noise = (self.noise / stdv**2).reshape(model.likelihood.noise.shape)
-            model.likelihood.raw_noise.requires_grad_(False)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.random.fork_rng(), warnings.catch_warnings():
-            torch.manual_seed(self.seed + s)
-            warnings.simplefilter("ignore", category=OptimizationWarning)
-            warnings.simplefilter("ignore", category=InputDataWarning)
-            fit_gpytorch_mll(mll)
+        fit_exact_model(model, self.noise, self.seed + s)
         model.eval()
         self.levels[s] = model
         self._scale[s] = stdv**2
@@ -462,12 +450,9 @@ class BoTorchMultiFidelityGP(MultiFidelitySurrogate, ExactGP):
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "BoTorchMultiFidelityGP":
         """Fit to augmented inputs ``X: [n, d + 1]`` (last column: level) and ``y: [n]``.
         ``bounds: [2, d]`` is the box of the d inputs."""
-        from botorch.exceptions.warnings import InputDataWarning, OptimizationWarning
-        from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskMultiFidelityGP
         from botorch.models.transforms.input import Normalize
         from botorch.models.transforms.outcome import Standardize
-        from gpytorch.mlls import ExactMarginalLogLikelihood
 
         x, lev = self._split_levels(X, "X")
         y = check_y(y, "y", n=x.shape[0], m=1)
@@ -482,16 +467,7 @@ class BoTorchMultiFidelityGP(MultiFidelitySurrogate, ExactGP):
         Xv = self._to_values(torch.cat([x, lev.unsqueeze(-1).to(x)], -1))
         model = SingleTaskMultiFidelityGP(Xv, y, data_fidelities=[d], outcome_transform=Standardize(m=1),
                                           input_transform=Normalize(d=d + 1, bounds=full_bounds)).to(x)
-        if self.noise is not None:
-            stdvs = model.outcome_transform.stdvs.reshape(-1)
-            model.likelihood.noise = (self.noise / stdvs**2).reshape(model.likelihood.noise.shape)
-            model.likelihood.raw_noise.requires_grad_(False)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.random.fork_rng(), warnings.catch_warnings():
-            torch.manual_seed(self.seed)
-            warnings.simplefilter("ignore", category=OptimizationWarning)
-            warnings.simplefilter("ignore", category=InputDataWarning)
-            fit_gpytorch_mll(mll)
+        fit_exact_model(model, self.noise, self.seed)
         model.eval()
         self._set_model(model, 1)
         return self

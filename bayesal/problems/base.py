@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InvalidInput
 from ..spaces import Box, Pool
-from ..validation import DEFAULT_DTYPE, as_tensor, check_X, check_y
+from ..validation import DEFAULT_DTYPE, check_X, check_y
 
 __all__ = ["Problem", "FunctionProblem", "DatasetProblem"]
 

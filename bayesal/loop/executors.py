@@ -1,0 +1,549 @@
+"""Where experiments run: in this process, in a local process pool, or on a Dask cluster.
+
+An executor evaluates one experiment per task (:func:`run_experiment`), so each result can be
+stored the moment it returns. The task itself turns everything the oracle can do wrong into a
+failed result with its reason: an exception, a NaN or wrongly shaped output, or running past the
+per-experiment timeout (the oracle then runs in a watchdog thread that is abandoned, since Python
+cannot kill a thread; its result is never used). Only the death of the worker process itself
+reaches the executor, as :class:`WorkerDied`, and the campaign retries that experiment.
+
+This module also scores large pools on a Dask cluster (:func:`distributed_select`): the pool is
+sharded across the workers, each shard is scored where it lives, and the shards' answers are
+reduced to the same top-k or greedy batch as :func:`bayesal.select.select` computes in one
+process. Dask (``pip install "bayesal[dask]"``) is imported only when used.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import math
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import InvalidInput
+from ..validation import DEFAULT_DTYPE
+
+__all__ = ["ExperimentTask", "ProblemOracleSpec", "CallableOracleSpec", "run_experiment", "WorkerDied",
+           "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS",
+           "distributed_select", "distributable"]
+
+EXECUTORS = ("inprocess", "process", "dask")
+
+
+class WorkerDied(Exception):
+    """The process evaluating an experiment died (killed, crashed, lost its connection)."""
+
+
+# -- oracles that travel to workers ------------------------------------------------------------
+_ORACLE_CACHE: dict[Any, Any] = {}
+
+
+@dataclass(frozen=True)
+class ProblemOracleSpec:
+    """A benchmark problem's oracle, rebuilt (once per worker process) from its name.
+
+    Label noise, when the problem has some, is drawn from a generator seeded by the experiment's
+    own seed, so the same experiment gets the same label whichever worker runs it and however
+    often the campaign is interrupted.
+    """
+
+    problem: str
+    noise_std: float = 0.0
+    seed: int = 0
+    data_dir: str | None = None
+
+    def build(self):
+        key = ("problem", self.problem, self.seed, self.data_dir)
+        if key not in _ORACLE_CACHE:
+            from ..problems import make_problem
+
+            _ORACLE_CACHE[key] = make_problem(self.problem, noise_std=0.0, seed=self.seed, data_dir=self.data_dir)
+        problem = _ORACLE_CACHE[key]
+        noise_std = self.noise_std
+
+        def oracle(X: torch.Tensor, indices: torch.Tensor | None, seed: int) -> torch.Tensor:
+            y = torch.as_tensor(problem.evaluate(X, indices), dtype=DEFAULT_DTYPE).reshape(X.shape[0], -1)
+            if noise_std > 0 and hasattr(problem, "noise_std"):  # only function problems take label noise
+                gen = torch.Generator().manual_seed(int(seed))
+                y = y + noise_std * torch.randn(y.shape, generator=gen, dtype=y.dtype)
+            return y
+
+        return oracle
+
+
+@dataclass(frozen=True)
+class CallableOracleSpec:
+    """A user oracle: a picklable callable, or ``"package.module:function"`` imported in the worker.
+
+    It is called as ``f(X [1, d])`` or ``f(X [1, d], indices [1] | None)`` (by its signature) and
+    returns ``y [1]``/``[1, m]``, or a dict ``{"y": ..., "cost": ...}`` to report its own cost.
+    """
+
+    target: Any
+
+    def build(self):
+        from .oracles import as_oracle
+
+        target = self.target
+        if isinstance(target, str):
+            key = ("import", target)
+            if key not in _ORACLE_CACHE:
+                module, _, name = target.partition(":")
+                if not module or not name:
+                    raise InvalidInput("oracle", "'package.module:function'", repr(target))
+                obj = importlib.import_module(module)
+                for part in name.split("."):
+                    obj = getattr(obj, part)
+                _ORACLE_CACHE[key] = obj
+            target = _ORACLE_CACHE[key]
+        oracle = as_oracle(target)
+        return lambda X, indices, seed: oracle(X, indices)
+
+
+@dataclass(frozen=True)
+class ExperimentTask:
+    """What a worker needs to run one experiment.
+
+    Attributes:
+        experiment: the store id; x: inputs ``[d]``; pool_index: the pool row or None;
+        seed: the experiment's own random seed (label noise); timeout: seconds, or None;
+        outputs: the number m of outputs each label must have (None: any).
+    """
+
+    experiment: int
+    x: tuple[float, ...]
+    pool_index: int | None
+    seed: int
+    timeout: float | None = None
+    outputs: int | None = None
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _call_oracle(spec, task: ExperimentTask) -> Any:
+    oracle = spec.build()
+    X = torch.tensor([list(task.x)], dtype=DEFAULT_DTYPE)
+    indices = None if task.pool_index is None else torch.tensor([task.pool_index], dtype=torch.long)
+    return oracle(X, indices, task.seed)
+
+
+def _parse_output(out: Any, outputs: int | None = None) -> tuple[list[float], float | None]:
+    cost = None
+    if isinstance(out, dict):
+        if "y" not in out:
+            raise ValueError(f"a dict without 'y' (keys {sorted(out)})")
+        cost = None if out.get("cost") is None else float(out["cost"])
+        out = out["y"]
+    if isinstance(out, torch.Tensor):
+        y = out.detach().to("cpu", DEFAULT_DTYPE)
+    else:
+        import numpy as np
+
+        y = torch.as_tensor(np.asarray(out, dtype=float), dtype=DEFAULT_DTYPE)
+    # one point: y [1] (one label per point, as ActiveLearner.tell reads a 1-D y) or [1, m]
+    y = y.reshape(-1, 1) if y.dim() <= 1 else y.reshape(y.shape[0], -1)
+    if y.shape[0] != 1:
+        raise ValueError(f"{y.shape[0]} rows of labels for one point")
+    y = y[0]
+    if y.numel() == 0:
+        raise ValueError("an empty label")
+    if outputs is not None and y.numel() != outputs:
+        raise ValueError(f"{y.numel()} outputs, expected {outputs}")
+    if not bool(torch.isfinite(y).all()):
+        kinds = [k for k, bad in (("NaN", torch.isnan(y).any()), ("inf", torch.isinf(y).any())) if bool(bad)]
+        raise ValueError(f"{' and '.join(kinds)} output {y.tolist()}")
+    return [float(v) for v in y], cost
+
+
+def run_experiment(spec, task: ExperimentTask) -> dict[str, Any]:
+    """Evaluate one experiment; never raises for anything the oracle does.
+
+    Returns ``{"experiment", "ok", "y" [m] | None, "error" | None, "cost", "worker"}``; the cost
+    is the oracle's own when it reports one, else the wall-clock seconds.
+    """
+    start = time.perf_counter()
+    result = {"experiment": task.experiment, "ok": False, "y": None, "error": None, "cost": None,
+              "worker": _worker_name()}
+    try:
+        if task.timeout is None:
+            out = _call_oracle(spec, task)
+        else:
+            box: dict[str, Any] = {}
+
+            def target():
+                try:
+                    box["out"] = _call_oracle(spec, task)
+                except BaseException as exc:  # reported below as the reason of the failure
+                    box["exc"] = exc
+
+            thread = threading.Thread(target=target, daemon=True, name=f"bayesal-oracle-{task.experiment}")
+            thread.start()
+            thread.join(task.timeout)
+            if thread.is_alive():
+                result["error"] = f"oracle timed out after {task.timeout:g} s"
+                result["cost"] = time.perf_counter() - start
+                return result
+            if "exc" in box:
+                raise box["exc"]
+            out = box["out"]
+    except Exception as exc:
+        result["error"] = f"oracle raised {type(exc).__name__}: {exc}"
+        result["cost"] = time.perf_counter() - start
+        return result
+    try:
+        y, cost = _parse_output(out, task.outputs)
+    except (ValueError, TypeError) as exc:
+        result["error"] = f"oracle returned an unusable label: {exc}"
+        result["cost"] = time.perf_counter() - start
+        return result
+    result.update(ok=True, y=y, cost=time.perf_counter() - start if cost is None else cost)
+    return result
+
+
+# -- executors -----------------------------------------------------------------------------------
+class _Done:
+    """A finished in-process task."""
+
+    def __init__(self, value=None, error: BaseException | None = None):
+        self.value, self.error = value, error
+
+
+class Executor:
+    """Runs tasks; ``submit`` returns a handle, ``wait`` returns the handles that finished, and
+    ``outcome`` the task's value (raising :class:`WorkerDied` when its process died).
+
+    Attributes:
+        name: ``inprocess``, ``process`` or ``dask``.
+        max_workers: how many tasks run at once.
+    """
+
+    name = "executor"
+    max_workers = 1
+
+    def submit(self, fn, *args):
+        raise NotImplementedError
+
+    def wait(self, handles: list, timeout: float | None = None) -> list:
+        raise NotImplementedError
+
+    def outcome(self, handle) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_workers={self.max_workers})"
+
+
+class InProcessExecutor(Executor):
+    """Runs each task in this process, when it is submitted (the default)."""
+
+    name = "inprocess"
+    max_workers = 1
+
+    def submit(self, fn, *args):
+        try:
+            return _Done(fn(*args))
+        except Exception as exc:
+            return _Done(error=exc)
+
+    def wait(self, handles, timeout=None):
+        return list(handles)
+
+    def outcome(self, handle):
+        if handle.error is not None:
+            raise handle.error
+        return handle.value
+
+
+class ProcessExecutor(Executor):
+    """A local pool of worker processes (``spawn``ed, so nothing of this process's torch state is
+    inherited). A worker that dies breaks the pool: its tasks report :class:`WorkerDied` and the
+    pool is rebuilt for the next submission."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None):
+        self.max_workers = int(workers or max(1, (os.cpu_count() or 2) - 1))
+        if self.max_workers < 1:
+            raise InvalidInput("workers", "a positive number of processes", str(workers))
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._owner: dict = {}  # future -> the pool that runs it
+
+    def _ensure(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.max_workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def submit(self, fn, *args):
+        try:
+            handle = self._ensure().submit(fn, *args)
+        except cf.process.BrokenProcessPool:
+            self._reset()
+            handle = self._ensure().submit(fn, *args)
+        self._owner[handle] = self._pool
+        return handle
+
+    def wait(self, handles, timeout=None):
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return [h for h in handles if h in done]
+
+    def outcome(self, handle):
+        pool = self._owner.pop(handle, None)
+        exc = handle.exception()
+        if isinstance(exc, cf.process.BrokenProcessPool):
+            if pool is self._pool:  # not a stale future of a pool already replaced
+                self._reset()
+            raise WorkerDied(f"a worker process died ({exc})")
+        if exc is not None:
+            raise exc
+        return handle.result()
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster: an existing ``client``, a scheduler ``address``
+    (``tcp://HOST:PORT``), or a new ``LocalCluster`` of ``workers`` single-threaded processes.
+
+    Dask reruns a task whose worker died on another worker; a task that has killed too many
+    workers (``KilledWorker``) reports :class:`WorkerDied`.
+    """
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, address: str | None = None, client=None):
+        try:
+            import distributed
+        except ImportError:
+            raise InvalidInput("executor", "dask installed (pip install 'bayesal[dask]') for --executor dask",
+                               "no module named distributed") from None
+        self._distributed = distributed
+        self._own_cluster = None
+        self._own_client = client is None
+        if client is not None:
+            self.client = client
+        elif address is not None:
+            try:
+                self.client = distributed.Client(address, timeout=30)
+            except OSError as exc:
+                raise InvalidInput("cluster", "the address of a running Dask scheduler", f"{address!r} ({exc})") from None
+        else:
+            n = int(workers or max(1, (os.cpu_count() or 2) - 1))
+            self._own_cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                         dashboard_address=":0")
+            self.client = distributed.Client(self._own_cluster)
+        self.max_workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, handles, timeout=None):
+        try:
+            done, _ = self._distributed.wait(handles, timeout=timeout, return_when="FIRST_COMPLETED")
+        except (TimeoutError, self._distributed.TimeoutError):
+            return []
+        return [h for h in handles if h in done]
+
+    def outcome(self, handle):
+        if handle.status == "error":
+            exc = handle.exception()
+            if type(exc).__name__ == "KilledWorker":
+                raise WorkerDied(f"the experiment's worker died ({exc})")
+            raise exc
+        if handle.status == "cancelled":
+            raise WorkerDied("the task was cancelled (worker lost)")
+        return handle.result()
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+        if self._own_cluster is not None:
+            self._own_cluster.close()
+
+
+def make_executor(name: str = "inprocess", workers: int | None = None, cluster: str | None = None) -> Executor:
+    """An executor by name: ``inprocess``, ``process`` (``workers`` processes) or ``dask``
+    (a LocalCluster of ``workers`` processes, or the scheduler at ``cluster``)."""
+    if name not in EXECUTORS:
+        raise InvalidInput("executor", "one of " + ", ".join(EXECUTORS), repr(name))
+    if workers is not None and int(workers) < 1:
+        raise InvalidInput("workers", "a positive number of workers", str(workers))
+    if cluster is not None and name != "dask":
+        raise InvalidInput("cluster", "--executor dask with a scheduler address", f"executor {name!r}")
+    if name == "inprocess":
+        return InProcessExecutor()
+    if name == "process":
+        return ProcessExecutor(workers)
+    return DaskExecutor(workers, address=cluster)
+
+
+# -- distributed pool scoring --------------------------------------------------------------------
+def _shard_topk(surrogate, acquisition, X: torch.Tensor, idx: torch.Tensor, q: int):
+    """Top-q of one shard: ``(scores [k], pool indices [k])``."""
+    s = acquisition.score(surrogate.posterior(X)).detach().to("cpu", torch.float64)
+    s = torch.nan_to_num(s, nan=-math.inf)
+    top = torch.topk(s, min(q, s.numel()))
+    return top.values, idx[top.indices]
+
+
+class _GreedyShard:
+    """One shard's state in a distributed greedy selection (lives on a Dask worker as an actor).
+
+    It holds its candidates' posterior variance and the rank-1 update vectors ``v_s`` of the
+    points chosen so far (the same incremental pivoted Cholesky as
+    :func:`bayesal.select.select_greedy`), restricted to its rows.
+    """
+
+    def __init__(self, surrogate, acquisition, X: torch.Tensor, idx: torch.Tensor):
+        from ..acquisition.base import _MarginalScorer
+        from ..select import _noise
+
+        self.surrogate, self.X, self.idx = surrogate, X, idx
+        post = surrogate.posterior(X)
+        self.var = post.variance.clone()
+        self.noise = _noise(post)
+        self.scorer = acquisition.greedy_scorer(surrogate, X, post.mean, self.noise)
+        if not isinstance(self.scorer, _MarginalScorer):
+            raise InvalidInput("acquisition", "a criterion scored from conditioned marginals for sharded greedy "
+                               "selection", type(acquisition).__name__)
+        self.taken = torch.zeros(X.shape[0], dtype=torch.bool)
+        self.updates: list[torch.Tensor] = []
+
+    def best(self) -> tuple[float, int]:
+        """The shard's best ``(score, local row)`` given the points chosen so far."""
+        s = torch.nan_to_num(self.scorer.scores(self.var).detach(), nan=-math.inf).masked_fill(self.taken, -math.inf)
+        j = int(torch.argmax(s))
+        return float(s[j]), j
+
+    def pivot(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What every shard needs to condition on local row j: ``x_j [d]``, ``σ²_t(x_j) [m]`` and
+        the earlier update vectors at j ``[t, m]``."""
+        past = torch.stack([v[j] for v in self.updates]) if self.updates else torch.empty(0, self.var.shape[-1],
+                                                                                          dtype=self.var.dtype)
+        return self.X[j], self.var[j], past
+
+    def condition(self, x_j: torch.Tensor, var_j: torch.Tensor, past_j: torch.Tensor, local_j: int | None) -> None:
+        """Rank-1 update of this shard's variances after the point ``x_j`` is chosen."""
+        col = self.surrogate.covariance(self.X, x_j.reshape(1, -1))[..., 0].T.to(self.var)  # [Ns, m]
+        for v, vj in zip(self.updates, past_j):
+            col = col - v * vj
+        denom = (var_j + self.noise).clamp_min(1e-12)
+        v_new = col / denom.sqrt()
+        self.var = (self.var - v_new.pow(2)).clamp_min(0.0)
+        self.updates.append(v_new)
+        if local_j is not None:
+            self.taken[local_j] = True
+
+
+def _shards(pool, n_shards: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    available = pool.available
+    bounds = torch.linspace(0, available.numel(), n_shards + 1).round().long().tolist()
+    return [(pool.X[available[a:b]].cpu(), available[a:b].cpu()) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def distributable(surrogate, acquisition, selector: str = "auto") -> bool:
+    """Whether :func:`distributed_select` gives :func:`bayesal.select.select`'s batch for this
+    surrogate, acquisition (already bound to the pool) and selector: model-based criteria scored
+    from marginals, chosen by top-k or, on Gaussian posteriors, greedily."""
+    from ..acquisition import StochasticBatch
+
+    if selector not in ("auto", "topk", "greedy") or isinstance(acquisition, StochasticBatch):
+        return False
+    if not acquisition.needs_posterior or not acquisition.scores_from_marginals:
+        return False
+    samples = getattr(surrogate, "posterior_kind", "gaussian") != "gaussian"
+    return not (samples and hasattr(acquisition, "select_from_samples"))
+
+
+def distributed_select(client, surrogate, acquisition, pool, q: int, selector: str = "auto",
+                       n_shards: int | None = None):
+    """Choose q candidates of a large pool on a Dask cluster, with the result of
+    :func:`bayesal.select.select` in one process.
+
+    The available candidates are split into ``n_shards`` contiguous shards (default: one per
+    worker thread). Top-k: each shard returns its own top q and the driver keeps the global top
+    q. Greedy (the default for model-based criteria when q > 1): each shard lives on a worker as
+    an actor holding its posterior variances; at every step the shards report their best
+    candidate, the owner of the global best sends its pivot state (point, variance and earlier
+    update values), and every shard applies the same rank-1 update as
+    :func:`bayesal.select.select_greedy` to its rows. Communication per step is O(shards · t · m)
+    numbers; the pool itself never leaves its shard.
+
+    Args:
+        client: a ``distributed.Client``.
+        surrogate: a fitted surrogate (pickled to the workers once).
+        acquisition: a criterion scored from marginals (MaxVariance, BALD, JointInformation).
+        pool: the :class:`~bayesal.spaces.Pool`; q: batch size.
+
+    Returns a :class:`~bayesal.select.Selection` (indices ``[q]``, points ``[q, d]``, scores ``[q]``).
+    """
+    from ..select import Selection
+    from ..validation import check_count
+
+    q = check_count(q, "q")
+    pool.check_batch_size(q)
+    if selector not in ("auto", "topk", "greedy"):
+        raise InvalidInput("selector", "auto, topk or greedy for distributed scoring", repr(selector))
+    acquisition = acquisition.for_space(pool)
+    if not distributable(surrogate, acquisition, selector):
+        raise InvalidInput("acquisition", "a model-based criterion scored from marginals for distributed scoring",
+                           type(acquisition).__name__)
+    if n_shards is None:
+        n_shards = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+    shards = _shards(pool, check_count(n_shards, "n_shards"))
+    greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
+    if greedy and getattr(surrogate, "posterior_kind", "gaussian") != "gaussian":
+        greedy = False  # as bayesal.select: sample posteriors take the top q marginal scores
+    # hash=False: fresh keys, so a second call never races the release of an earlier call's copies
+    [model, acq] = client.scatter([surrogate, acquisition], broadcast=True, hash=False)
+    if not greedy:
+        parts = client.gather([client.submit(_shard_topk, model, acq, X, idx, q, pure=False) for X, idx in shards])
+        scores = torch.cat([p[0] for p in parts])
+        indices = torch.cat([p[1] for p in parts])
+        # order by score, ties by pool index: the same ranking whatever the sharding
+        order = sorted(range(scores.numel()), key=lambda i: (-float(scores[i]), int(indices[i])))[:q]
+        idx = indices[order]
+        return Selection(pool.X[idx.to(pool.X.device)], idx, scores[order])
+    actors = [client.submit(_GreedyShard, model, acq, X, idx, actor=True, pure=False) for X, idx in shards]
+    actors = [a.result() for a in actors]
+    chosen, gains = [], []
+    for _ in range(q):
+        bests = [a.best() for a in actors]
+        bests = [b.result() for b in bests]
+        # the first shard holding the maximum wins ties: torch.argmax's rule over the whole pool
+        owner = max(range(len(bests)), key=lambda s: (bests[s][0], -s))
+        score, local = bests[owner]
+        x_j, var_j, past_j = actors[owner].pivot(local).result()
+        pending = [a.condition(x_j, var_j, past_j, local if s == owner else None) for s, a in enumerate(actors)]
+        for p in pending:
+            p.result()
+        chosen.append(int(shards[owner][1][local]))
+        gains.append(score)
+    idx = torch.tensor(chosen, dtype=torch.long)
+    return Selection(pool.X[idx.to(pool.X.device)], idx, torch.tensor(gains, dtype=torch.float64))
