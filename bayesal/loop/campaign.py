@@ -234,6 +234,7 @@ class Campaign:
                    shard_pools_from=shard_pools_from)
 
     def close(self) -> None:
+        """Close the campaign's store connection (the campaign is also a context manager)."""
         self.store.close()
 
     def __enter__(self) -> "Campaign":
@@ -433,6 +434,7 @@ class Campaign:
         return failed[-1].error if failed else "none"
 
     def status(self) -> dict[str, Any]:
+        """A summary of the stored campaign (see :func:`campaign_status`)."""
         return campaign_status(self.store)
 
 

@@ -61,6 +61,8 @@ class ProblemOracleSpec:
     data_dir: str | None = None
 
     def build(self):
+        """The oracle ``(X [q, d], indices [q] | None, seed) -> y [q, m]`` of this spec, built in the
+        worker (the problem is loaded once per process and cached)."""
         key = ("problem", self.problem, self.seed, self.data_dir)
         if key not in _ORACLE_CACHE:
             from ..problems import make_problem
@@ -90,6 +92,8 @@ class CallableOracleSpec:
     target: Any
 
     def build(self):
+        """The oracle ``(X [1, d], indices [1] | None, seed) -> y`` of this spec, built in the worker (a
+        ``module:function`` target is imported there)."""
         from .oracles import as_oracle
 
         target = self.target
@@ -231,15 +235,21 @@ class Executor:
     max_workers = 1
 
     def submit(self, fn, *args):
+        """Start ``fn(*args)``; returns a handle to pass to :meth:`wait` and :meth:`outcome`."""
         raise NotImplementedError
 
     def wait(self, handles: list, timeout: float | None = None) -> list:
+        """The handles of ``handles`` that have finished, waiting up to ``timeout`` seconds (None: until at
+        least one has)."""
         raise NotImplementedError
 
     def outcome(self, handle) -> Any:
+        """The value of a finished task; re-raises its exception (:class:`WorkerDied` when its worker
+        process died)."""
         raise NotImplementedError
 
     def close(self) -> None:
+        """Release the workers (waits for running tasks); the executor is also a context manager."""
         pass
 
     def __enter__(self):

@@ -286,6 +286,7 @@ class CampaignStore:
         return conn
 
     def close(self) -> None:
+        """Close this process's connection to the store file."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -330,6 +331,7 @@ class CampaignStore:
 
     @property
     def bayesal_version(self) -> str:
+        """The bayesal version that created the store."""
         return self._read("SELECT bayesal_version FROM campaign WHERE id = 1")[0][0]
 
     # -- experiments -------------------------------------------------------------------------
@@ -478,6 +480,7 @@ class CampaignStore:
                 for r in self._read("SELECT step, seed, size, acq_s FROM steps ORDER BY step")]
 
     def next_step(self) -> int:
+        """Index of the next acquisition step: one more than the last stored step, 0 for a new campaign."""
         return int(self._read("SELECT coalesce(max(step) + 1, 0) FROM steps")[0][0])
 
     def add_record(self, record: dict[str, Any]) -> bool:
