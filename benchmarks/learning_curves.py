@@ -447,6 +447,44 @@ def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _timed_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    t = time.perf_counter()
+    return run_unit(unit), time.perf_counter() - t
+
+
+def execute(plan: list[dict[str, Any]], executor: str = "inprocess", workers: int = 2,
+            cluster: str | None = None):
+    """Run the units of ``plan``, yielding ``(unit, record, seconds)`` as each one finishes.
+
+    ``executor="inprocess"`` runs them one after another; ``"dask"`` submits every unit to a Dask
+    cluster (a ``LocalCluster`` of ``workers`` single-threaded processes, or the scheduler at
+    ``cluster``), this module being sent to the workers, and yields in order of completion. The
+    units are independent and seeded, so the records do not depend on where they ran.
+    """
+    if executor == "inprocess":
+        for unit in plan:
+            record, seconds = _timed_unit(unit)
+            yield unit, record, seconds
+        return
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    local = None if cluster else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                              dashboard_address=None)
+    client = Client(cluster or local)
+    try:
+        client.upload_file(__file__)  # the workers import this module to unpickle run_unit
+        import learning_curves as module  # by module name, so that tasks pickle by reference
+
+        futures = {client.submit(module._timed_unit, unit, pure=False): unit for unit in plan}
+        for future in as_completed(futures):
+            record, seconds = future.result()
+            yield futures[future], record, seconds
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=sorted(SUITES), default="quick")
@@ -459,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write settings, every run's curve and the summary here")
     p.add_argument("--markdown", default=None, help="write the markdown tables here (also printed to stderr)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--executor", choices=("inprocess", "dask"), default="inprocess",
+                   help="where the runs execute: one after another here, or spread over a Dask cluster")
+    p.add_argument("--workers", type=int, default=2, help="--executor dask: LocalCluster worker processes")
+    p.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
+                   help="--executor dask: connect to this scheduler instead of starting a LocalCluster")
     p.add_argument("--summarise", default=None, metavar="JSON",
                    help="print the tables of an earlier --json file (complete or interrupted) and exit")
     args = p.parse_args(argv)
@@ -493,15 +536,15 @@ def main(argv: list[str] | None = None) -> int:
             "budgets": budgets, "date": time.strftime("%Y-%m-%d", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                        f"{args.threads} thread(s) per run"}
+    if args.executor == "dask":
+        meta["machine"] += f", Dask ({args.cluster or f'LocalCluster of {args.workers} worker processes'})"
     start, results = time.perf_counter(), []
-    for i, u in enumerate(plan):
-        t = time.perf_counter()
-        r = run_unit(u)
+    for i, (u, r, seconds) in enumerate(execute(plan, args.executor, args.workers, args.cluster)):
         results.append(r)
         last = r["curve"][-1] if "curve" in r else {}
         err = last.get("rmse", last.get("accuracy"))
         say(f"[{i + 1}/{len(plan)}] {u['dataset']} {u['strategy']} seed {u['seed']}: "
-            + (f"skipped ({r['skipped']})" if "skipped" in r else f"final {_f(err)} in {time.perf_counter() - t:.1f} s"))
+            + (f"skipped ({r['skipped']})" if "skipped" in r else f"final {_f(err)} in {seconds:.1f} s"))
         if args.json:  # every finished unit is kept, so an interrupted run can still be summarised
             with open(args.json, "w") as fh:
                 json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)

@@ -79,3 +79,17 @@ def test_a_tiny_unit_runs_and_shares_the_initial_design():
     assert "net_rmse" in rnd["curve"][-1]
     skipped = lc.run_unit({**base, "strategy": "botorch-nipv"})  # pool larger than botorch_max_pool = 0
     assert "curve" not in skipped and "--botorch-max-pool" in skipped["skipped"]
+
+
+@pytest.mark.slow
+def test_runs_spread_over_a_dask_cluster_give_the_same_curves():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("dask.distributed")
+    base = dict(dataset="diabetes", seed=1, budget=20, q=5, initial=10, max_pool=500, botorch_max_pool=0, data_dir=None)
+    plan = [{**base, "strategy": "random"}, {**base, "strategy": "integrated-variance"}]
+    here = {u["strategy"]: r for u, r, _ in lc.execute(plan)}
+    there = {u["strategy"]: r for u, r, _ in lc.execute(plan, "dask", workers=1)}
+    assert set(there) == {"random", "integrated-variance"}
+    for name, record in here.items():
+        strip = lambda curve: [{k: v for k, v in s.items() if not k.endswith("_s")} for s in curve]  # noqa: E731
+        assert strip(there[name]["curve"]) == strip(record["curve"])
