@@ -22,8 +22,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The dev environment includes the deep active-learning peers that the agreement tests compare
+# against (baal, batchbald-redux, bmdal-reg): --no-deps, because they would pull another torch and
+# torchvision; their light pure-Python dependencies are listed one by one instead.
+PEERS_NO_DEPS := baal batchbald-redux bmdal-reg structlog toma torchmetrics lightning-utilities dill
+
 $(DEV_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(PEERS_NO_DEPS)
 	touch $@
 
 venv: $(STAMP)
@@ -40,13 +46,10 @@ test: $(DEV_STAMP)
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-## peers: install the deep active-learning peers (baal, batchbald-redux, bmdal-reg) for the
-## benchmarks and agreement tests. --no-deps, because they would pull another torch and
-## torchvision; their light pure-Python dependencies are listed one by one instead.
-PEERS_NO_DEPS := baal batchbald-redux bmdal-reg structlog toma torchmetrics lightning-utilities dill
+## peers: everything the side-by-side benchmarks use: the dev environment (with baal,
+## batchbald-redux and bmdal-reg) plus the `peers` extra (pyro-ppl, emukit)
 peers: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[peers]"
-	$(BIN)/python -m pip install --quiet --no-deps $(PEERS_NO_DEPS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
