@@ -7,16 +7,19 @@ pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 from . import design, settings
 from .acquisition import (
     BALD, EPIG, EVGP, Acquisition, BatchBALD, Entropy, IntegratedVarianceReduction, JointInformation, LeastConfidence,
-    Margin, MaxVariance, Random, StochasticBatch, VariationRatios,
+    Margin, MaxVariance, Random, VariationRatios,
 )
-from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName
+from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName, Unsupported
 from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
 from .models import (
     BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, SparseGP, Surrogate,
 )
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
-from .select import Selection, select, select_continuous, select_greedy, select_stochastic, select_topk
+from . import selection
+from .selection import (
+    Selection, StochasticBatch, select, select_continuous, select_greedy, select_stochastic, select_topk,
+)
 from .spaces import Box, Pool
 
 from .acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
@@ -31,7 +34,7 @@ __all__ = [
     "GaussianPosterior", "SamplePosterior", "Acquisition", "Random", "MaxVariance", "BALD",
     "JointInformation", "IntegratedVarianceReduction", "EVGP", "KernelGP", "EmpiricalNTK", "SparseGP", "Selection", "select", "select_topk", "select_greedy", "select_continuous",
     "DatasetProblem", "make_problem", "BayesalError", "InvalidInput", "UnknownName", "NotFitted",
-    "OracleFailed", "settings", "design", "__version__",
+    "OracleFailed", "Unsupported", "settings", "design", "selection", "__version__",
     "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
     "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
     "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence",

@@ -13,6 +13,7 @@ __all__ = [
     "NotFitted",
     "OracleFailed",
     "StoreError",
+    "Unsupported",
 ]
 
 
@@ -44,6 +45,23 @@ class UnknownName(InvalidInput):
         self.name = name
         self.known = sorted(known)
         super().__init__(kind, "one of " + ", ".join(self.known), repr(name))
+
+
+class Unsupported(InvalidInput, NotImplementedError):
+    """A surrogate, acquisition and space were combined where the combination has no meaning or no
+    implementation (a box for a classifier, greedy conditioning of a sample posterior, ...).
+
+    The message names the object, the capability it lacks and what asked for it.
+
+    Args:
+        what: the object that lacks the capability (``"MCDropoutNet"``).
+        capability: what it would need (``"a joint Gaussian posterior"``).
+        purpose: who asked for it (``"box optimisation of joint-information"``).
+    """
+
+    def __init__(self, what: str, capability: str, purpose: str):
+        self.what, self.capability, self.purpose = what, capability, purpose
+        InvalidInput.__init__(self, "combination", f"{capability} for {purpose}", what)
 
 
 class NotFitted(BayesalError, RuntimeError):

@@ -7,6 +7,9 @@ Two kinds, one contract each (DESIGN.md):
   ``[..., m, k, k]`` of any subset of the N points.
 * :class:`SamplePosterior`: ``K`` joint draws ``[K, N, m]`` (regression) or class probabilities
   ``[K, N, C]`` (classification); the model-sample axis K always comes first.
+
+Model-free acquisitions (Random) are scored on an :class:`EmptyPosterior`, which knows only how
+many points there are, so that every acquisition has the one signature ``score(posterior)``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 
 from .errors import InvalidInput
 
-__all__ = ["GaussianPosterior", "SamplePosterior"]
+__all__ = ["GaussianPosterior", "SamplePosterior", "EmptyPosterior"]
 
 
 class GaussianPosterior:
@@ -142,3 +145,17 @@ class SamplePosterior:
 
     def __repr__(self) -> str:
         return f"SamplePosterior({self.kind}, samples={list(self.samples.shape)})"
+
+
+class EmptyPosterior:
+    """The "posterior" a model-free acquisition scores: the number of points and nothing else.
+
+    Args:
+        num_points: N.
+    """
+
+    def __init__(self, num_points: int):
+        self.num_points = int(num_points)
+
+    def __repr__(self) -> str:
+        return f"EmptyPosterior(N={self.num_points})"

@@ -66,18 +66,15 @@ def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | 
 
 def _acquisition_values(learner, X: torch.Tensor) -> tuple[torch.Tensor, str]:
     """Single-point acquisition values ``[N]`` at ``X: [N, d]`` (posterior variance for
-    model-free strategies), and what they are."""
+    model-free strategies), and what they are: the pool scoring function of the selectors."""
+    from .selection import prepare, score_points
+
     acquisition = learner.acquisition.for_space(learner.space)
     model = acquisition.selection_model(learner.X, learner.surrogate)
-    post = model.posterior(X)
     if not acquisition.needs_posterior:
-        return post.variance.sum(-1).detach(), "posterior variance (the strategy is model-free)"
-    if acquisition.scores_from_marginals:
-        return acquisition.score(post).detach(), f"{acquisition.name} score"
-    from .select import _noise
-
-    scorer = acquisition.greedy_scorer(model, X, post.mean, _noise(post))
-    return scorer.scores(post.variance).detach(), f"{acquisition.name} score"
+        return model.posterior(X).variance.sum(-1).detach(), "posterior variance (the strategy is model-free)"
+    acquisition = prepare(acquisition, learner.space, model)
+    return score_points(model, acquisition, X), f"{acquisition.name} score"
 
 
 def plot_acquisition_map(learner, experiments, path: str | os.PathLike, title: str | None = None,

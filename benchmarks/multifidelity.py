@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from bayesal import ActiveLearner, IntegratedVarianceReduction, MultiFidelityLearner  # noqa: E402
 from bayesal.acquisition.multifidelity import MultiFidelityVarianceReduction  # noqa: E402
 from bayesal.problems.multifidelity import make_multifidelity_problem  # noqa: E402
-from bayesal.select import select_greedy  # noqa: E402
+from bayesal.selection import select_greedy  # noqa: E402
 from bayesal.spaces import Pool  # noqa: E402
 
 METHODS = ("mf-al", "sf-al", "random")

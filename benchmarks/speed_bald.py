@@ -91,7 +91,7 @@ def stream_setup(n: int, device: str):
 
 def ours_stream(net, pool):
     from bayesal import BALD
-    from bayesal.select import select_topk
+    from bayesal.selection import select_topk
 
     return select_topk(net, BALD(), pool, 10)
 

@@ -8,6 +8,7 @@ import torch
 
 from bayesal import BALD, GaussianPosterior, InvalidInput, JointInformation, MaxVariance, Random, SamplePosterior
 from bayesal.acquisition import make_acquisition
+from bayesal.posteriors import EmptyPosterior
 
 
 def test_gp_bald_equals_half_log_one_plus_signal_to_noise(gp_2d):
@@ -51,8 +52,8 @@ def test_joint_information_is_half_logdet_and_reduces_to_bald_for_one_point():
 
 
 def test_random_is_seeded_and_uniform():
-    a = Random().score(n=1000, generator=torch.Generator().manual_seed(1))
-    b = Random().score(n=1000, generator=torch.Generator().manual_seed(1))
+    a = Random().score(EmptyPosterior(1000), generator=torch.Generator().manual_seed(1))
+    b = Random().score(EmptyPosterior(1000), generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and 0.45 < float(a.mean()) < 0.55
 
 

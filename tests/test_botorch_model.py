@@ -5,7 +5,7 @@ import torch
 from botorch.models import ModelListGP, SingleTaskGP
 
 from bayesal import BALD, Box, BoTorchSurrogate, ExactGP, InvalidInput, JointInformation, MaxVariance, Pool
-from bayesal.select import select_continuous, select_greedy, select_topk
+from bayesal.selection import select_continuous, select_greedy, select_topk
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from bayesal.acquisition import EPIG, epig_classification
 from bayesal.errors import InvalidInput
 from bayesal.models.base import ConditionedSurrogate
 from bayesal.posteriors import SamplePosterior
-from bayesal.select import select_greedy, select_topk
+from bayesal.selection import select_greedy, select_topk
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,7 @@ from bayesal.acquisition import IntegratedVarianceReduction, JointInformation
 from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
 from bayesal.errors import InvalidInput
 from bayesal.models.multifidelity import CoKriging, augment
-from bayesal.select import select_greedy
+from bayesal.selection import select_greedy
 from bayesal.spaces import Box, Pool
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bayesal import BALD, Box, ExactGP, JointInformation, MaxVariance, Pool, Random
-from bayesal.select import select, select_continuous, select_greedy, select_topk
+from bayesal.selection import select, select_continuous, select_greedy, select_topk
 from bayesal.settings import memory_budget
 
 

@@ -5,7 +5,7 @@ import torch
 
 from bayesal import InvalidInput, IntegratedVarianceReduction, NotFitted, Pool, SparseGP
 from bayesal.models import ConditionedSurrogate
-from bayesal.select import select_greedy
+from bayesal.selection import select_greedy
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import torch
 from scipy import stats
 
 from bayesal import Pool, select
-from bayesal.acquisition import BALD, MaxVariance, Random, StochasticBatch, gumbel_top_k, sampling_log_weights
+from bayesal.acquisition import BALD, MaxVariance, Random
+from bayesal.selection import StochasticBatch, gumbel_top_k, sampling_log_weights
 from bayesal.errors import InvalidInput
-from bayesal.select import select_stochastic, select_topk
+from bayesal.selection import select_stochastic, select_topk
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

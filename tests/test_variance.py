@@ -9,7 +9,7 @@ from torch import nn
 from bayesal import ActiveLearner, Box, ExactGP, InvalidInput, Pool
 from bayesal.acquisition import EVGP, IntegratedVarianceReduction
 from bayesal.models import EmpiricalNTK, KernelGP
-from bayesal.select import select_continuous, select_greedy, select_topk
+from bayesal.selection import select_continuous, select_greedy, select_topk
 from bayesal.settings import memory_budget
 
 UNIT = [[0.0, 0.0], [1.0, 1.0]]

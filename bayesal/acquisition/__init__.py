@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import UnknownName
 from .bald import BALD, BatchBALD, JointInformation, joint_entropy_exact, mutual_information
 from .base import Acquisition
@@ -10,28 +12,41 @@ from .multifidelity import (
     MF_ACQUISITIONS, MultiFidelityAcquisition, MultiFidelityInformation, MultiFidelitySelection,
     MultiFidelityVarianceReduction,
 )
-from .stochastic import StochasticBatch, gumbel_top_k, sampling_log_weights
 from .uncertainty import Entropy, LeastConfidence, Margin, MaxVariance, Random, VariationRatios
 from .variance import EVGP, IntegratedVarianceReduction
 
 __all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "IntegratedVarianceReduction", "EVGP",
-           "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence", "VariationRatios", "StochasticBatch",
+           "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence", "VariationRatios",
            "mutual_information", "joint_entropy_exact", "epig_classification", "epig_gaussian",
-           "sampling_log_weights", "gumbel_top_k",
            "MultiFidelityAcquisition", "MultiFidelityVarianceReduction", "MultiFidelityInformation",
-           "MultiFidelitySelection", "MF_ACQUISITIONS", "ACQUISITIONS", "make_acquisition"]
+           "MultiFidelitySelection", "MF_ACQUISITIONS", "ACQUISITIONS", "DEPRECATED_NAMES", "make_acquisition"]
 
 #: registry name -> class, for the CLI and ``ActiveLearner(acquisition="...")``
 ACQUISITIONS: dict[str, type[Acquisition]] = {
     cls.name: cls for cls in (Random, MaxVariance, BALD, JointInformation, IntegratedVarianceReduction, EVGP,
-                              BatchBALD, EPIG, Entropy, Margin, LeastConfidence, VariationRatios, StochasticBatch)
+                              BatchBALD, EPIG, Entropy, Margin, LeastConfidence, VariationRatios)
 }
 
+#: deprecated strategy names, with what replaces them
+DEPRECATED_NAMES = {"stochastic": "--strategy bald --selector stochastic (StochasticBatch is a selector)"}
 
-def make_acquisition(acquisition: str | Acquisition) -> Acquisition:
-    """An acquisition instance from a registry name, or the instance itself."""
+
+def make_acquisition(acquisition):
+    """An acquisition instance from a registry name, or the instance itself.
+
+    The deprecated name ``"stochastic"`` gives ``StochasticBatch(BALD())`` (power sampling of
+    BALD scores), which the learner and ``select`` split into BALD and the stochastic selector.
+    """
     if isinstance(acquisition, Acquisition):
         return acquisition
     if isinstance(acquisition, str) and acquisition in ACQUISITIONS:
         return ACQUISITIONS[acquisition]()
+    from ..selection.stochastic import StochasticBatch  # the one deprecated alias that is a selector
+
+    if isinstance(acquisition, StochasticBatch):
+        return acquisition
+    if acquisition == "stochastic":
+        warnings.warn(f"strategy 'stochastic' is deprecated: use {DEPRECATED_NAMES['stochastic']}",
+                      DeprecationWarning, stacklevel=2)
+        return StochasticBatch(BALD())
     raise UnknownName("strategy", str(acquisition), list(ACQUISITIONS))

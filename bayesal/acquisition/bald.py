@@ -69,7 +69,7 @@ class BALD(Acquisition):
     def __init__(self, weights=None):
         self.weights = weights
 
-    def score(self, posterior: GaussianPosterior | SamplePosterior) -> torch.Tensor:
+    def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         """Scores ``[..., N]``.
 
         * :class:`GaussianPosterior` (mean / variance ``[..., N, m]``): ½ log(1 + σ_f²/σ_n²),
@@ -195,6 +195,7 @@ class BatchBALD(BALD):
 
     name = "batch-bald"
     greedy_by_default = True
+    batch_from_samples = True
 
     def __init__(self, num_samples: int = 500, max_configs: int | None = None, seed: int = 0,
                  lazy: bool = True, lazy_block: int = 256):
@@ -207,7 +208,7 @@ class BatchBALD(BALD):
     def __repr__(self) -> str:
         return f"BatchBALD(num_samples={self.num_samples}, max_configs={self.max_configs})"
 
-    def score(self, posterior: SamplePosterior) -> torch.Tensor:
+    def score(self, posterior: SamplePosterior, generator=None) -> torch.Tensor:
         """Single-point scores ``[N]``: BALD (the gain of each candidate for an empty batch)."""
         return mutual_information(class_probabilities(self, posterior))
 

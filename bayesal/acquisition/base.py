@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InvalidInput
-from ..posteriors import GaussianPosterior, SamplePosterior
+from ..errors import InvalidInput, Unsupported
+from ..posteriors import EmptyPosterior, GaussianPosterior, SamplePosterior
 
-__all__ = ["Acquisition"]
+__all__ = ["Acquisition", "MarginalScorer", "output_weights", "require_gaussian"]
 
 
 class Acquisition:
@@ -35,6 +35,8 @@ class Acquisition:
     joint: bool = False
     #: False when the score needs more than marginals (cross-covariances with reference points)
     scores_from_marginals: bool = True
+    #: True when :meth:`select_from_samples` builds a greedy batch from a sample posterior (BatchBALD)
+    batch_from_samples: bool = False
 
     def for_space(self, space) -> "Acquisition":
         """This acquisition bound to a search space (criteria with reference sets resolve them
@@ -55,17 +57,25 @@ class Acquisition:
         """Value ``[b]`` of b candidate batches ``X: [b, q, d]`` (differentiable), for box
         optimisation: the joint Gaussian posterior of each batch through :meth:`joint_score`."""
         mean, cov = surrogate.joint_posterior(X)
-        return self.joint_score(mean, cov, getattr(surrogate, "noise_variance", None))
+        return self.joint_score(mean, cov, surrogate.noise_variance)
 
     def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
         """State for greedy pool selection: ``scores(var [N, m]) -> [N]`` and
         ``update(j, v_new [N, m], denom [m])`` after candidate j is chosen. The default scores the
         conditioned marginals with :meth:`score`."""
-        return _MarginalScorer(self, mean, noise)
+        return MarginalScorer(self, mean, noise)
 
-    def score(self, posterior: GaussianPosterior | SamplePosterior) -> torch.Tensor:
-        """Single-point scores ``[..., N]`` for the N points of ``posterior``."""
-        raise NotImplementedError
+    def score(self, posterior: GaussianPosterior | SamplePosterior | EmptyPosterior,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Single-point scores ``[..., N]`` for the N points of ``posterior`` (``generator``: the
+        randomness of stochastic scores, unused by deterministic criteria)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define score()")
+
+    def select_from_samples(self, posterior: SamplePosterior, q: int,
+                            available: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A greedy batch ``(indices [q], gains [q])`` from a sample posterior, for acquisitions with
+        a batch objective on samples (``batch_from_samples``)."""
+        raise Unsupported(type(self).__name__, "a batch objective on samples", "greedy selection from samples")
 
     def joint_score(self, mean: torch.Tensor, covariance: torch.Tensor,
                     noise_variance: torch.Tensor | None) -> torch.Tensor:
@@ -103,14 +113,15 @@ def output_weights(weights, m: int, like: torch.Tensor) -> torch.Tensor:
     return w
 
 
-class _MarginalScorer:
+class MarginalScorer:
     """Scores from the conditioned marginals alone (mean unchanged, variance updated)."""
 
     def __init__(self, acquisition: Acquisition, mean: torch.Tensor, noise: torch.Tensor):
         self.acquisition, self.mean, self.noise = acquisition, mean, noise
 
     def scores(self, var: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N]`` of the conditioned marginals ``var: [N, m]``."""
         return self.acquisition.score(GaussianPosterior(self.mean, var, self.noise))
 
-    def update(self, j: int, v_new: torch.Tensor, denom: torch.Tensor) -> None:
-        pass
+    def update(self, j: int | None, v_new: torch.Tensor, denom: torch.Tensor) -> None:
+        """Nothing beyond the variances (which the engine updates) to condition."""

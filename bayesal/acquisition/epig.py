@@ -135,7 +135,7 @@ class EPIG(Acquisition):
             bound.target_posterior = surrogate.posterior(self._X_target)
         return bound
 
-    def score(self, posterior: SamplePosterior | GaussianPosterior) -> torch.Tensor:
+    def score(self, posterior: SamplePosterior | GaussianPosterior, generator=None) -> torch.Tensor:
         """EPIG scores ``[N]`` of the N candidates of ``posterior`` (a :class:`SamplePosterior`;
         Gaussian posteriors are scored through :meth:`greedy_scorer`, which needs the surrogate's
         cross-covariances)."""

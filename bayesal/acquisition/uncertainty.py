@@ -32,11 +32,10 @@ class Random(Acquisition):
     needs_posterior = False
     greedy_by_default = False
 
-    def score(self, posterior=None, n: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """I.i.d. uniform scores ``[n]`` (top-k of them is a uniform random k-subset)."""
-        if n is None:
-            n = posterior.num_points
-        return torch.rand(n, generator=generator, dtype=torch.float64)
+    def score(self, posterior, generator: torch.Generator | None = None) -> torch.Tensor:
+        """I.i.d. uniform scores ``[N]`` for the N points of ``posterior`` (any posterior, usually an
+        :class:`~bayesal.posteriors.EmptyPosterior`); top-k of them is a uniform random subset."""
+        return torch.rand(posterior.num_points, generator=generator, dtype=torch.float64)
 
 
 class MaxVariance(Acquisition):
@@ -52,7 +51,7 @@ class MaxVariance(Acquisition):
     def __init__(self, weights=None):
         self.weights = weights
 
-    def score(self, posterior: GaussianPosterior | SamplePosterior) -> torch.Tensor:
+    def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         var = posterior.variance  # [..., N, m]
         return (var * output_weights(self.weights, var.shape[-1], var)).sum(-1)
 
@@ -62,7 +61,7 @@ class _ClassificationScore(Acquisition):
 
     greedy_by_default = False  # no batch objective: top-k of the marginal score
 
-    def score(self, posterior: SamplePosterior) -> torch.Tensor:
+    def score(self, posterior: SamplePosterior, generator=None) -> torch.Tensor:
         """Scores ``[N]`` from class probabilities ``[K, N, C]``."""
         probs = class_probabilities(self, posterior)
         K, N, C = probs.shape
@@ -84,7 +83,7 @@ class Entropy(_ClassificationScore):
 
     name = "entropy"
 
-    def score(self, posterior: SamplePosterior | GaussianPosterior) -> torch.Tensor:
+    def score(self, posterior: SamplePosterior | GaussianPosterior, generator=None) -> torch.Tensor:
         if isinstance(posterior, (GaussianPosterior, SamplePosterior)) and not (
                 isinstance(posterior, SamplePosterior) and posterior.kind == "classification"):
             var = posterior.predictive_variance.clamp_min(1e-300)

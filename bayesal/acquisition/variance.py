@@ -97,7 +97,7 @@ class IntegratedVarianceReduction(Acquisition):
         return bound
 
     # -- values -----------------------------------------------------------------------------------
-    def score(self, posterior):
+    def score(self, posterior, generator=None):
         raise InvalidInput("acquisition", "a selector that passes the surrogate (select_greedy / select_continuous)",
                            f"{self.name} scored from marginals alone: it needs cross-covariances")
 
@@ -173,11 +173,12 @@ class _ReferenceScorer:
         m = noise.numel()
         M, N = R.shape[0], X.shape[0]
         self.stored = 8.0 * m * M * N <= get_memory_budget()
-        self.step = N if self.stored else stream_rows(8.0 * m * (M + 2 * max(1, getattr(surrogate, "num_train", 1)) + 8))
+        per_row = 8.0 * m * (M + 2 * max(1, surrogate.num_train) + 8)
+        self.step = N if self.stored else stream_rows(per_row)
         self.block = block
         if self.stored:
             self.C0, self.a = X.new_empty(m, M, N), X.new_empty(m, N)
-            step = stream_rows(8.0 * m * (M + 2 * max(1, getattr(surrogate, "num_train", 1)) + 8))
+            step = stream_rows(per_row)
             for s in range(0, N, step):  # in chunks: the kernel's temporaries would be [M, N] each
                 Xc = X[s:s + step]
                 Cc = self.C0[..., s:s + Xc.shape[0]]

@@ -1,7 +1,8 @@
 """The loop: ask / tell learner, oracles, campaigns, the campaign store and executors."""
 
 from .campaign import Campaign, campaign_status, run_campaign
-from .executors import DaskExecutor, Executor, InProcessExecutor, ProcessExecutor, distributed_select, make_executor
+from ..selection import distributed_select
+from .executors import DaskExecutor, Executor, InProcessExecutor, ProcessExecutor, make_executor
 from .learner import ActiveLearner
 from .oracles import FunctionOracle, Oracle, PoolOracle, ProblemOracle, as_oracle
 from .store import CampaignStore, Experiment

@@ -80,7 +80,7 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate campaign settings (names exist, counts are positive) before anything is stored."""
     from ..acquisition import make_acquisition
     from ..models import make_model
-    from ..select import SELECTORS
+    from ..selection import SELECTORS
 
     unknown = sorted(set(config) - set(CAMPAIGN_DEFAULTS))
     if unknown:
@@ -155,7 +155,7 @@ class Campaign:
         executor: where experiments run (default: in this process).
         progress: a tqdm bar over the budget; verbose: one line per result on stderr.
         shard_pools_from: on a Dask executor, pools of at least this many candidates are scored
-            shard by shard on the cluster (:func:`~bayesal.loop.executors.distributed_select`,
+            shard by shard on the cluster (:func:`~bayesal.selection.distributed_select`,
             the same batch as in one process).
         poll_interval: seconds between looks at the store while other processes hold all the
             outstanding experiments.
@@ -300,13 +300,13 @@ class Campaign:
         self._log(f"step {step}: proposed {len(batch)} point(s) in {acq_s:.2f} s")
 
     def _select(self, surrogate, acquisition, space, q, selector="auto", seed=None):
-        """:func:`bayesal.select.select`, or its sharded equivalent for a large pool on Dask."""
-        from ..select import select
-        from .executors import DaskExecutor, distributable, distributed_select
+        """:func:`bayesal.selection.select`, or its sharded equivalent for a large pool on Dask."""
+        from ..selection import distributable, distributed_select, select
+        from .executors import DaskExecutor
 
         if (isinstance(self.executor, DaskExecutor) and isinstance(space, Pool) and surrogate is not None
                 and space.n_available >= self.shard_pools_from
-                and distributable(surrogate, acquisition.for_space(space), selector)):
+                and distributable(surrogate, acquisition, space, selector)):
             self._log(f"scoring {space.n_available} candidates in shards on the cluster")
             return distributed_select(self.executor.client, surrogate, acquisition, space, q, selector=selector)
         return select(surrogate, acquisition, space, q, selector=selector, seed=seed)

@@ -7,17 +7,14 @@ per-experiment timeout (the oracle then runs in a watchdog thread that is abando
 cannot kill a thread; its result is never used). Only the death of the worker process itself
 reaches the executor, as :class:`WorkerDied`, and the campaign retries that experiment.
 
-This module also scores large pools on a Dask cluster (:func:`distributed_select`): the pool is
-sharded across the workers, each shard is scored where it lives, and the shards' answers are
-reduced to the same top-k or greedy batch as :func:`bayesal.select.select` computes in one
-process. Dask (``pip install "bayesal[dask]"``) is imported only when used.
+Large pools are scored on a Dask cluster by :mod:`bayesal.selection.distributed`. Dask
+(``pip install "bayesal[dask]"``) is imported only when used.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
-import math
 import multiprocessing
 import os
 import socket
@@ -32,8 +29,7 @@ from ..errors import InvalidInput
 from ..validation import DEFAULT_DTYPE
 
 __all__ = ["ExperimentTask", "ProblemOracleSpec", "CallableOracleSpec", "run_experiment", "WorkerDied",
-           "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS",
-           "distributed_select", "distributable"]
+           "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
 EXECUTORS = ("inprocess", "process", "dask")
 
@@ -411,149 +407,3 @@ def make_executor(name: str = "inprocess", workers: int | None = None, cluster: 
     if name == "process":
         return ProcessExecutor(workers)
     return DaskExecutor(workers, address=cluster)
-
-
-# -- distributed pool scoring --------------------------------------------------------------------
-def _shard_topk(surrogate, acquisition, X: torch.Tensor, idx: torch.Tensor, q: int):
-    """Top-q of one shard: ``(scores [k], pool indices [k])``."""
-    s = acquisition.score(surrogate.posterior(X)).detach().to("cpu", torch.float64)
-    s = torch.nan_to_num(s, nan=-math.inf)
-    top = torch.topk(s, min(q, s.numel()))
-    return top.values, idx[top.indices]
-
-
-class _GreedyShard:
-    """One shard's state in a distributed greedy selection (lives on a Dask worker as an actor).
-
-    It holds its candidates' posterior variance and the rank-1 update vectors ``v_s`` of the
-    points chosen so far (the same incremental pivoted Cholesky as
-    :func:`bayesal.select.select_greedy`), restricted to its rows.
-    """
-
-    def __init__(self, surrogate, acquisition, X: torch.Tensor, idx: torch.Tensor):
-        from ..acquisition.base import _MarginalScorer
-        from ..select import _noise
-
-        self.surrogate, self.X, self.idx = surrogate, X, idx
-        post = surrogate.posterior(X)
-        self.var = post.variance.clone()
-        self.noise = _noise(post)
-        self.scorer = acquisition.greedy_scorer(surrogate, X, post.mean, self.noise)
-        if not isinstance(self.scorer, _MarginalScorer):
-            raise InvalidInput("acquisition", "a criterion scored from conditioned marginals for sharded greedy "
-                               "selection", type(acquisition).__name__)
-        self.taken = torch.zeros(X.shape[0], dtype=torch.bool)
-        self.updates: list[torch.Tensor] = []
-
-    def best(self) -> tuple[float, int]:
-        """The shard's best ``(score, local row)`` given the points chosen so far."""
-        s = torch.nan_to_num(self.scorer.scores(self.var).detach(), nan=-math.inf).masked_fill(self.taken, -math.inf)
-        j = int(torch.argmax(s))
-        return float(s[j]), j
-
-    def pivot(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What every shard needs to condition on local row j: ``x_j [d]``, ``σ²_t(x_j) [m]`` and
-        the earlier update vectors at j ``[t, m]``."""
-        past = torch.stack([v[j] for v in self.updates]) if self.updates else torch.empty(0, self.var.shape[-1],
-                                                                                          dtype=self.var.dtype)
-        return self.X[j], self.var[j], past
-
-    def condition(self, x_j: torch.Tensor, var_j: torch.Tensor, past_j: torch.Tensor, local_j: int | None) -> None:
-        """Rank-1 update of this shard's variances after the point ``x_j`` is chosen."""
-        col = self.surrogate.covariance(self.X, x_j.reshape(1, -1))[..., 0].T.to(self.var)  # [Ns, m]
-        for v, vj in zip(self.updates, past_j):
-            col = col - v * vj
-        denom = (var_j + self.noise).clamp_min(1e-12)
-        v_new = col / denom.sqrt()
-        self.var = (self.var - v_new.pow(2)).clamp_min(0.0)
-        self.updates.append(v_new)
-        if local_j is not None:
-            self.taken[local_j] = True
-
-
-def _shards(pool, n_shards: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    available = pool.available
-    bounds = torch.linspace(0, available.numel(), n_shards + 1).round().long().tolist()
-    return [(pool.X[available[a:b]].cpu(), available[a:b].cpu()) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def distributable(surrogate, acquisition, selector: str = "auto") -> bool:
-    """Whether :func:`distributed_select` gives :func:`bayesal.select.select`'s batch for this
-    surrogate, acquisition (already bound to the pool) and selector: model-based criteria scored
-    from marginals, chosen by top-k or, on Gaussian posteriors, greedily."""
-    from ..acquisition import StochasticBatch
-
-    if selector not in ("auto", "topk", "greedy") or isinstance(acquisition, StochasticBatch):
-        return False
-    if not acquisition.needs_posterior or not acquisition.scores_from_marginals:
-        return False
-    samples = getattr(surrogate, "posterior_kind", "gaussian") != "gaussian"
-    return not (samples and hasattr(acquisition, "select_from_samples"))
-
-
-def distributed_select(client, surrogate, acquisition, pool, q: int, selector: str = "auto",
-                       n_shards: int | None = None):
-    """Choose q candidates of a large pool on a Dask cluster, with the result of
-    :func:`bayesal.select.select` in one process.
-
-    The available candidates are split into ``n_shards`` contiguous shards (default: one per
-    worker thread). Top-k: each shard returns its own top q and the driver keeps the global top
-    q. Greedy (the default for model-based criteria when q > 1): each shard lives on a worker as
-    an actor holding its posterior variances; at every step the shards report their best
-    candidate, the owner of the global best sends its pivot state (point, variance and earlier
-    update values), and every shard applies the same rank-1 update as
-    :func:`bayesal.select.select_greedy` to its rows. Communication per step is O(shards · t · m)
-    numbers; the pool itself never leaves its shard.
-
-    Args:
-        client: a ``distributed.Client``.
-        surrogate: a fitted surrogate (pickled to the workers once).
-        acquisition: a criterion scored from marginals (MaxVariance, BALD, JointInformation).
-        pool: the :class:`~bayesal.spaces.Pool`; q: batch size.
-
-    Returns a :class:`~bayesal.select.Selection` (indices ``[q]``, points ``[q, d]``, scores ``[q]``).
-    """
-    from ..select import Selection
-    from ..validation import check_count
-
-    q = check_count(q, "q")
-    pool.check_batch_size(q)
-    if selector not in ("auto", "topk", "greedy"):
-        raise InvalidInput("selector", "auto, topk or greedy for distributed scoring", repr(selector))
-    acquisition = acquisition.for_space(pool)
-    if not distributable(surrogate, acquisition, selector):
-        raise InvalidInput("acquisition", "a model-based criterion scored from marginals for distributed scoring",
-                           type(acquisition).__name__)
-    if n_shards is None:
-        n_shards = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
-    shards = _shards(pool, check_count(n_shards, "n_shards"))
-    greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
-    if greedy and getattr(surrogate, "posterior_kind", "gaussian") != "gaussian":
-        greedy = False  # as bayesal.select: sample posteriors take the top q marginal scores
-    # hash=False: fresh keys, so a second call never races the release of an earlier call's copies
-    [model, acq] = client.scatter([surrogate, acquisition], broadcast=True, hash=False)
-    if not greedy:
-        parts = client.gather([client.submit(_shard_topk, model, acq, X, idx, q, pure=False) for X, idx in shards])
-        scores = torch.cat([p[0] for p in parts])
-        indices = torch.cat([p[1] for p in parts])
-        # order by score, ties by pool index: the same ranking whatever the sharding
-        order = sorted(range(scores.numel()), key=lambda i: (-float(scores[i]), int(indices[i])))[:q]
-        idx = indices[order]
-        return Selection(pool.X[idx.to(pool.X.device)], idx, scores[order])
-    actors = [client.submit(_GreedyShard, model, acq, X, idx, actor=True, pure=False) for X, idx in shards]
-    actors = [a.result() for a in actors]
-    chosen, gains = [], []
-    for _ in range(q):
-        bests = [a.best() for a in actors]
-        bests = [b.result() for b in bests]
-        # the first shard holding the maximum wins ties: torch.argmax's rule over the whole pool
-        owner = max(range(len(bests)), key=lambda s: (bests[s][0], -s))
-        score, local = bests[owner]
-        x_j, var_j, past_j = actors[owner].pivot(local).result()
-        pending = [a.condition(x_j, var_j, past_j, local if s == owner else None) for s, a in enumerate(actors)]
-        for p in pending:
-            p.result()
-        chosen.append(int(shards[owner][1][local]))
-        gains.append(score)
-    idx = torch.tensor(chosen, dtype=torch.long)
-    return Selection(pool.X[idx.to(pool.X.device)], idx, torch.tensor(gains, dtype=torch.float64))

@@ -13,7 +13,8 @@ from ..acquisition import Acquisition, Random, make_acquisition
 from ..errors import InvalidInput, OracleFailed
 from ..metrics import evaluate
 from ..models import Surrogate, make_model
-from ..select import SELECTORS, Selection, select
+from ..selection import Selection, StochasticBatch, check_selector, select
+from ..selection.stochastic import split_selector
 from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_X, check_y, describe
 from .oracles import Oracle, as_oracle
@@ -29,7 +30,8 @@ class ActiveLearner:
         surrogate: a :class:`~bayesal.models.Surrogate` or a model name (``"exact-gp"``).
         acquisition: an :class:`~bayesal.acquisition.Acquisition` or a name (``"max-variance"``,
             ``"bald"``, ``"joint-information"``, ``"random"``).
-        selector: ``"auto"``, ``"topk"`` or ``"greedy"`` (pools only; see :func:`bayesal.select.select`).
+        selector: ``"auto"``, ``"topk"``, ``"greedy"``, ``"stochastic"`` or a
+            :class:`~bayesal.selection.StochasticBatch` (pools only; see :func:`bayesal.selection.select`).
         seed: makes every batch reproducible: the same seed gives the same points.
         test_set: optional ``(X_test [n, d], y_test [n, m])`` on which :meth:`run` records
             RMSE, NLPD and the mean posterior standard deviation after every step.
@@ -40,17 +42,14 @@ class ActiveLearner:
     """
 
     def __init__(self, space: Pool | Box, surrogate: str | Surrogate = "exact-gp",
-                 acquisition: str | Acquisition = "max-variance", selector: str = "auto",
+                 acquisition: str | Acquisition = "max-variance", selector: str | StochasticBatch = "auto",
                  seed: int = 0, test_set: tuple[Any, Any] | None = None):
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
-        if selector not in SELECTORS:
-            raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(selector))
         self.space = space
         self.seed = int(seed)
         self.surrogate = make_model(surrogate, seed=self.seed)
-        self.acquisition = make_acquisition(acquisition)
-        self.selector = selector
+        self.acquisition, self.selector = split_selector(make_acquisition(acquisition), check_selector(selector))
         self.test_set = None
         if test_set is not None:
             Xt = check_X(test_set[0], "test_set[0]", dim=space.dim)
@@ -128,10 +127,12 @@ class ActiveLearner:
             q: batch size.
             pending: ``[p, d]`` points being evaluated whose labels are not known yet: the batch
                 is chosen from the surrogate conditioned on them (``Surrogate.condition_on``),
-                so it does not repeat their information (surrogates that cannot condition are
-                used as they are). On a pool, mark them labelled too.
+                so it does not repeat their information. A surrogate that cannot condition
+                (a classifier's sample posterior) raises :class:`~bayesal.errors.Unsupported`.
+                On a pool they must be pool rows: they are not proposed again by this ask, and
+                are told later as usual.
             step: the acquisition step whose seed to use (default: the number of asks so far).
-            select_function: used instead of :func:`bayesal.select.select`, with its signature
+            select_function: used instead of :func:`bayesal.selection.select`, with its signature
                 ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
                 scored on a cluster, :func:`bayesal.loop.distributed_select`).
         """
@@ -147,14 +148,22 @@ class ActiveLearner:
         if self.acquisition.needs_posterior:
             self.fit()
         model = self.acquisition.selection_model(self.X, self.surrogate)
-        if pending is not None and self.acquisition.needs_posterior:
+        excluded = None
+        if pending is not None:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
-            if X_pending.shape[0]:
-                try:
-                    model = model.condition_on(X_pending)
-                except NotImplementedError:  # e.g. sample-based networks: pending pool rows are excluded anyway
-                    pass
-        return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+            if X_pending.shape[0] and isinstance(self.space, Pool):
+                rows = self.space.index_of(X_pending)
+                excluded = rows[~self.space.labelled[rows.to(self.space.labelled.device)].cpu()]
+                self.space.check_batch_size(q + excluded.numel())
+            if X_pending.shape[0] and self.acquisition.needs_posterior:
+                model = model.condition_on(X_pending)
+        if excluded is None or excluded.numel() == 0:
+            return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+        self.space.mark_labelled(excluded)
+        try:
+            return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+        finally:
+            self.space.labelled[excluded.to(self.space.labelled.device)] = False
 
     def replace_data(self, X: Any, y: Any, excluded: Any = None) -> None:
         """Replace every observation with ``X: [n, d]``, ``y: [n, m]`` (e.g. reloaded from a

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..errors import Unsupported
 from ..posteriors import GaussianPosterior, SamplePosterior
 
 __all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceColumns"]
@@ -15,14 +16,30 @@ __all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceC
 class Surrogate(ABC):
     """A probabilistic model of the labelling function.
 
-    Subclasses learn from ``fit(X [n, d], y [n, m])`` and answer ``posterior(X [N, d])``.
-    Gaussian surrogates also provide ``covariance(A, B)`` (posterior cross-covariance of the
-    latent function, ``[m, Na, Nb]``) and ``condition_on(X_pending)``, which greedy batch
-    selection uses to account for points chosen but not yet labelled.
+    Subclasses learn from ``fit(X [n, d], y [n, m])`` and answer ``posterior(X [N, d])``. Every
+    capability a selector or an acquisition may use is declared here with a default, so callers
+    never probe a surrogate with ``getattr``/``hasattr``: a capability a surrogate lacks raises
+    :class:`~bayesal.errors.Unsupported`, naming the surrogate and what asked for it.
+
+    * ``posterior_kind``: ``"gaussian"`` (``posterior`` returns a
+      :class:`~bayesal.posteriors.GaussianPosterior`, and ``covariance`` /
+      ``joint_posterior`` exist) or ``"samples"`` (a :class:`~bayesal.posteriors.SamplePosterior`
+      with K joint draws, and ``joint_samples`` for boxes).
+    * ``noise_variance``: ``[m]`` observation-noise variance, or None (noise-free).
+    * ``posterior_bytes_per_row``: working memory of one pool row while it is scored, or None
+      for the selectors' default estimate.
+    * ``features(X)``: ``[m, F, N]`` features whose inner products give the posterior kernel.
+    * ``joint_posterior(X [b, q, d])``: differentiable mean and covariance (box optimisation).
+    * ``joint_samples(X [b, q, d])``: differentiable draws ``[K, b, q, m]`` under fixed base
+      samples (box optimisation of sample surrogates).
+    * ``condition_on(X_pending)``: a copy accounting for chosen, unlabelled points.
+    * ``covariance(A, B)``: posterior cross-covariance (greedy conditioning over a pool).
     """
 
     #: number of outputs m, known after ``fit``
     num_outputs: int = 1
+    #: ``"gaussian"`` or ``"samples"``: which posterior :meth:`posterior` returns
+    posterior_kind: str = "gaussian"
 
     @abstractmethod
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "Surrogate":
@@ -32,13 +49,44 @@ class Surrogate(ABC):
     def posterior(self, X: Any) -> GaussianPosterior | SamplePosterior:
         """Posterior over the latent function at ``X: [N, d]``."""
 
+    def _unsupported(self, capability: str, purpose: str) -> Unsupported:
+        return Unsupported(type(self).__name__, capability, purpose)
+
+    @property
+    def noise_variance(self) -> torch.Tensor | None:
+        """Observation-noise variance ``[m]`` of a new label, or None for a noise-free model."""
+        return None
+
+    @property
+    def posterior_bytes_per_row(self) -> float | None:
+        """Bytes of working memory one pool row costs while its posterior is scored, or None for
+        the selectors' default estimate; pool chunks are sized from it."""
+        return None
+
+    @property
+    def num_train(self) -> int:
+        """Number of training points the posterior conditions on (sizes streamed work); 1 when unknown."""
+        return 1
+
+    def features(self, X: torch.Tensor) -> torch.Tensor:
+        """Features ``[m, F, N]`` of ``X: [N, d]`` whose inner products give the posterior kernel."""
+        raise self._unsupported("features of its posterior kernel", "a feature-based criterion")
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``."""
+        raise self._unsupported("a joint Gaussian posterior", "box optimisation")
+
+    def joint_samples(self, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable draws ``[K, b, q, m]`` of f on ``X: [b, q, d]`` under fixed base samples."""
+        raise self._unsupported("differentiable posterior draws", "box optimisation")
+
     def condition_on(self, X_pending: Any) -> "Surrogate":
         """A copy whose posterior accounts for pending (chosen, unlabelled) points ``[q, d]``."""
-        raise NotImplementedError(f"{type(self).__name__} cannot condition on pending points")
+        raise self._unsupported("conditioning on pending points", "pending points")
 
     def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         """Posterior cross-covariance ``[m, Na, Nb]`` of f between ``A: [Na, d]`` and ``B: [Nb, d]``."""
-        raise NotImplementedError(f"{type(self).__name__} has no posterior cross-covariance")
+        raise self._unsupported("a posterior cross-covariance", "greedy conditioning")
 
     def covariance_columns(self, X: torch.Tensor) -> "CovarianceColumns":
         """Columns ``j -> Σ(X, X[j]) [m, N]`` of the posterior covariance over ``X: [N, d]``."""
@@ -57,10 +105,14 @@ class Surrogate(ABC):
         _, cov = self.joint_posterior(joint)
         return cov[..., :M, M:]
 
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device the surrogate computes in (box bounds are moved there)."""
+        return torch.empty(0, dtype=torch.float64)
+
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`fit` has been called (posteriors need a fitted surrogate)."""
-        return getattr(self, "_fitted", False)
+        return bool(self.__dict__.get("_fitted", False))
 
 
 class CovarianceColumns:
@@ -99,6 +151,15 @@ class AlgebraSurrogate(Surrogate):
     def noise_variance(self) -> torch.Tensor:
         """Observation-noise variance ``[m]`` in the units of y."""
         return self._algebra().noise_variance
+
+    @property
+    def num_train(self) -> int:
+        """Number of training (or inducing) points of the posterior algebra (0 before fitting)."""
+        return self._algebra().n_train if self.is_fitted else 0
+
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device of the posterior algebra."""
+        return self._algebra().X_train
 
     def features(self, X: torch.Tensor) -> torch.Tensor:
         """``W(X) = L⁻¹ k(X_train, X)``: ``[m, n, N]`` (internal units); Σ(A,B) = k(A,B) − W(A)ᵀW(B)."""
@@ -152,6 +213,15 @@ class ConditionedSurrogate(Surrogate):
     def noise_variance(self) -> torch.Tensor:
         """Observation-noise variance ``[m]`` of the base surrogate (conditioning does not change it)."""
         return self.base.noise_variance
+
+    @property
+    def num_train(self) -> int:
+        """Training points of the base surrogate plus the pending points."""
+        return self.base.num_train + self.P.shape[0]
+
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device of the base surrogate."""
+        return self.base.parameter_like()
 
     def fit(self, X: Any, y: Any, bounds: Any = None):
         raise NotImplementedError("fit the base surrogate, then condition it again")

@@ -62,11 +62,12 @@ class BoTorchSurrogate(Surrogate):
         stdvs = getattr(transform, "stdvs", None)
         return noise if stdvs is None else noise * stdvs.detach().reshape(-1).to(noise) ** 2
 
-    def _train_like(self) -> torch.Tensor:
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device of the wrapped model's parameters."""
         return next(iter(self.model.parameters()), torch.empty(0, dtype=torch.float64))
 
     def posterior(self, X: Any, chunk_size: int | None = None) -> GaussianPosterior:
-        X = check_X(X, "X").to(self._train_like())
+        X = check_X(X, "X").to(self.parameter_like())
         chunk_size = chunk_size or rows_per_chunk(8.0 * self.num_outputs * 4096)
         means, variances = [], []
         with torch.no_grad():
@@ -93,13 +94,13 @@ class BoTorchSurrogate(Surrogate):
 
     def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         """``[m, Na, Nb]`` posterior cross-covariance, from the joint posterior of ``[A; B]``."""
-        A, B = torch.as_tensor(A).to(self._train_like()), torch.as_tensor(B).to(self._train_like())
+        A, B = torch.as_tensor(A).to(self.parameter_like()), torch.as_tensor(B).to(self.parameter_like())
         with torch.no_grad():
             _, C = self.joint_posterior(torch.cat([A, B]).unsqueeze(0))
         return C[0, :, : A.shape[0], A.shape[0]:]
 
     def condition_on(self, X_pending: Any) -> "BoTorchSurrogate":
-        Xp = check_X(X_pending, "X_pending").to(self._train_like())
+        Xp = check_X(X_pending, "X_pending").to(self.parameter_like())
         with torch.no_grad():
             mean = self.model.posterior(Xp).mean
             conditioned = self.model.condition_on_observations(Xp, mean)

@@ -92,7 +92,7 @@ class DeepKernelGP(AlgebraSurrogate):
         _base_kernel(kernel, 1)  # validates the name
         if not 0 <= holdout < 0.5:
             raise InvalidInput("holdout", "a fraction in [0, 0.5)", repr(holdout))
-        self.hidden, self.features, self.kernel = tuple(int(h) for h in hidden), check_count(features, "features"), kernel
+        self.hidden, self.feature_dim, self.kernel = tuple(int(h) for h in hidden), check_count(features, "features"), kernel
         self.variational = bool(variational)
         self.num_inducing, self.batch_size = check_count(num_inducing, "num_inducing"), check_count(batch_size, "batch_size")
         self.lr, self.max_epochs = float(lr), check_count(max_epochs, "max_epochs")
@@ -102,7 +102,7 @@ class DeepKernelGP(AlgebraSurrogate):
 
     def __repr__(self) -> str:
         kind = "variational" if self.variational else "exact"
-        return f"DeepKernelGP({kind}, features={self.features}, kernel={self.kernel!r}, fitted={self._fitted})"
+        return f"DeepKernelGP({kind}, features={self.feature_dim}, kernel={self.kernel!r}, fitted={self._fitted})"
 
     # -- fitting ------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "DeepKernelGP":
@@ -129,7 +129,7 @@ class DeepKernelGP(AlgebraSurrogate):
         hold, train = perm[:n_hold], perm[n_hold:]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = _feature_net(d, self.hidden, self.features).to(X)
+            net = _feature_net(d, self.hidden, self.feature_dim).to(X)
             if self.variational:
                 self._fit_variational(net, U, Y, train, hold, gen)
             else:
@@ -150,7 +150,7 @@ class DeepKernelGP(AlgebraSurrogate):
 
     def _fit_exact(self, net, U, Y, train, hold) -> None:
         likelihood = GaussianLikelihood().to(U)
-        model = _ExactDKL(U[train], Y[train], likelihood, net, _base_kernel(self.kernel, self.features)).to(U)
+        model = _ExactDKL(U[train], Y[train], likelihood, net, _base_kernel(self.kernel, self.feature_dim)).to(U)
         mll = ExactMarginalLogLikelihood(likelihood, model)
         optim = torch.optim.Adam(model.parameters(), lr=self.lr)
         self._best, self._best_state, self._stale = -math.inf, None, 0
@@ -188,10 +188,10 @@ class DeepKernelGP(AlgebraSurrogate):
             Z = net(U[start])
         gp = _SVGP(Z.unsqueeze(0).clone())
         if self.kernel == "rbf":
-            gp.covar_module = ScaleKernel(RBFKernel(ard_num_dims=self.features, batch_shape=torch.Size([1])),
+            gp.covar_module = ScaleKernel(RBFKernel(ard_num_dims=self.feature_dim, batch_shape=torch.Size([1])),
                                           batch_shape=torch.Size([1]))
         else:
-            gp.covar_module = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=self.features, batch_shape=torch.Size([1])),
+            gp.covar_module = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=self.feature_dim, batch_shape=torch.Size([1])),
                                           batch_shape=torch.Size([1]))
         model = nn.ModuleDict({"net": net, "gp": gp}).to(U)
         likelihood = GaussianLikelihood(batch_shape=torch.Size([1])).to(U)

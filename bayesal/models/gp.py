@@ -137,6 +137,11 @@ class ExactGP(AlgebraSurrogate):
         """Number n of training points (0 before fitting)."""
         return 0 if self.model is None else int(self.model.train_inputs[0].shape[-2])
 
+    def parameter_like(self) -> torch.Tensor:
+        """The training inputs: the dtype and device the GP computes in."""
+        self._require_fitted()
+        return self.model.train_inputs[0]
+
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "ExactGP":
         """Fit to ``X: [n, d]``, ``y: [n]`` or ``[n, m]``.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from botorch.test_functions import Branin as _BoTorchBranin

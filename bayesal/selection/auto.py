@@ -1,0 +1,55 @@
+"""``select``: the right selector for the space, the surrogate and the acquisition."""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput
+from ..spaces import Box, Pool
+from .base import SELECTORS, Selection
+from .continuous import select_continuous
+from .greedy import select_greedy
+from .stochastic import StochasticBatch, split_selector
+from .topk import select_topk
+
+__all__ = ["select", "check_selector", "uses_greedy"]
+
+
+def check_selector(selector) -> str | StochasticBatch:
+    """``selector`` if it is one of :data:`SELECTORS` or a :class:`StochasticBatch`, else
+    :class:`~bayesal.errors.InvalidInput`."""
+    if isinstance(selector, StochasticBatch) or (isinstance(selector, str) and selector in SELECTORS):
+        return selector
+    raise InvalidInput("selector", "one of " + ", ".join(SELECTORS) + " or a StochasticBatch", repr(selector))
+
+
+def uses_greedy(surrogate, acquisition, q: int, selector: str) -> bool:
+    """Whether :func:`select` builds this pool batch greedily: ``selector="greedy"``, or
+    ``"auto"`` for a model-based criterion when q > 1; on a sample posterior only for an
+    acquisition with a batch objective on samples (BatchBALD), the others take top-k."""
+    greedy = selector == "greedy" or (selector == "auto" and acquisition.greedy_by_default and q > 1)
+    if not greedy or not acquisition.needs_posterior:
+        return False
+    return surrogate.posterior_kind == "gaussian" or acquisition.batch_from_samples
+
+
+def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", seed: int | None = None) -> Selection:
+    """Choose a batch of q points with the right selector for the space and acquisition.
+
+    On a box, :func:`~bayesal.selection.continuous.select_continuous`. On a pool:
+    ``selector="stochastic"`` (or a :class:`StochasticBatch`) samples the batch from the
+    acquisition's scores; ``"greedy"`` conditions on each chosen point
+    (:func:`~bayesal.selection.greedy.select_greedy`); ``"topk"`` takes the q best single-point
+    scores; ``"auto"`` is greedy for model-based criteria when q > 1 (see :func:`uses_greedy`)
+    and top-k otherwise.
+    """
+    acquisition, selector = split_selector(acquisition, check_selector(selector))
+    if isinstance(space, Box):
+        return select_continuous(surrogate, acquisition, space, q, seed=seed)
+    if not isinstance(space, Pool):
+        raise InvalidInput("space", "a Pool or a Box", type(space).__name__)
+    if isinstance(selector, StochasticBatch):
+        return selector.select(surrogate, acquisition, space, q, seed=seed)
+    if selector == "stochastic":
+        return StochasticBatch().select(surrogate, acquisition, space, q, seed=seed)
+    if uses_greedy(surrogate, acquisition, q, selector):
+        return select_greedy(surrogate, acquisition, space, q)
+    return select_topk(surrogate, acquisition, space, q, seed=seed)
