@@ -23,6 +23,9 @@ import time
 import tomllib
 from pathlib import Path
 
+from .acquisition import DEPRECATED_NAMES
+from .errors import InvalidInput
+
 __all__ = ["main"]
 
 
@@ -40,32 +43,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{run,resume,work,status,report,list}", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an active-learning campaign on a benchmark problem")
-    run.add_argument("--problem", default="branin", help="problem name (see `bayesal list`; default branin)")
-    run.add_argument("--model", default="exact-gp", help="surrogate model (default exact-gp)")
-    run.add_argument("--strategy", default="joint-information", help="acquisition strategy (default joint-information)")
-    run.add_argument("--selector", default="auto", help="auto, topk or greedy (pools only)")
-    run.add_argument("--budget", type=int, default=40, help="labels to buy, initial design included (default 40)")
-    run.add_argument("--batch-size", "-q", type=int, default=4, dest="q", help="points per batch (default 4)")
-    run.add_argument("--initial", type=int, default=None, help="initial random design size (default d+1)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--noise-std", type=float, default=0.0, help="label noise added by analytic problems")
-    run.add_argument("--pool-size", type=int, default=None,
-                     help="discretise a box problem into a pool of this many Sobol candidates")
-    run.add_argument("--data-dir", default=None, help="folder of UCI data sets (default ../shared/data/uci)")
+    _setting_arguments(run)
     run.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     run.add_argument("--baseline", default=None,
                      help="also run this strategy (e.g. random) with the same seed and budget, for comparison")
     run.add_argument("--store", default=None,
                      help="run through this SQLite campaign store (crash-safe; continue with `bayesal resume`)")
     run.add_argument("--config", default=None, help="read settings from a TOML file (flags given here win)")
-    run.add_argument("--oracle", default=None,
-                     help="label with package.module:function (f(X [1, d]) -> y) instead of the problem (needs --store)")
-    run.add_argument("--async", action="store_true", dest="asynchronous",
-                     help="keep q experiments in flight; propose each new one conditioned on the pending (needs --store)")
-    run.add_argument("--timeout", type=float, default=None, help="seconds before an experiment counts as failed")
-    run.add_argument("--retries", type=int, default=0, help="retries of a failed experiment (default 0)")
-    run.add_argument("--max-failures", type=int, default=None,
-                     help="stop after this many failed experiments (default max(10, 2 x budget))")
     _executor_arguments(run)
     _verbosity_arguments(run)
     parser.run_parser = run
@@ -97,6 +81,43 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_KIND_TYPES = {"count": int, "natural": int, "int": int, "number": float, "seconds": float, "name": str, "text": str}
+
+
+def _setting_arguments(parser) -> None:
+    """One flag per campaign setting of :data:`bayesal.loop.config.SETTINGS` (its default, type and help)."""
+    from .loop.config import SETTINGS
+
+    for s in SETTINGS:
+        default = "" if s.default is None else f"; default {str(s.default).lower() if s.kind == 'bool' else s.default}"
+        help_text = s.help + default + (" (needs --store)" if s.store_only else "")
+        flags = [s.cli_flag] + (["-q"] if s.name == "q" else [])
+        if s.kind == "bool":
+            parser.add_argument(*flags, action="store_true", dest=s.name, default=s.default, help=help_text)
+        else:
+            parser.add_argument(*flags, type=_KIND_TYPES[s.kind], dest=s.name, default=s.default, help=help_text)
+
+
+def _settings(args) -> dict:
+    """The campaign settings given on the command line (and in --config), validated by the one
+    table of :mod:`bayesal.loop.config`; an invalid one is reported under its flag."""
+    from .errors import UnknownName
+    from .loop.config import SETTINGS, check_config
+
+    settings = {s.name: getattr(args, s.name) for s in SETTINGS}
+    try:
+        check_config(settings)
+    except UnknownName:
+        raise
+    except InvalidInput as exc:
+        flag = next((s.cli_flag for s in SETTINGS if s.name == exc.argument), exc.argument)
+        raise _UsageError(f"invalid {flag}: expected {exc.expected}, got {exc.got}") from None
+    if settings["strategy"] in DEPRECATED_NAMES:
+        print(f"bayesal: note: strategy {settings['strategy']!r} is deprecated: use "
+              f"{DEPRECATED_NAMES[settings['strategy']]}", file=sys.stderr)
+    return settings
+
+
 def _executor_arguments(parser) -> None:
     parser.add_argument("--executor", default="inprocess", choices=("inprocess", "process", "dask"),
                         help="where experiments run (default inprocess)")
@@ -111,14 +132,12 @@ def _verbosity_arguments(parser) -> None:
     group.add_argument("--verbose", action="store_true", help="one line per experiment and step on stderr")
 
 
-#: settings of `bayesal run` that only a stored campaign supports
-_STORE_ONLY = {"oracle": None, "asynchronous": False, "timeout": None, "retries": 0, "max_failures": None,
-               "executor": "inprocess", "workers": None, "cluster": None}
-_CONFIG_ALIASES = {"batch_size": "q", "async": "asynchronous"}
 
 
 def _load_config(parser, args, argv) -> argparse.Namespace:
     """Re-parse ``bayesal run`` with the TOML file's settings as defaults (flags win)."""
+    from .loop.config import SETTINGS
+
     path = Path(args.config)
     try:
         data = tomllib.loads(path.read_text())
@@ -132,10 +151,12 @@ def _load_config(parser, args, argv) -> argparse.Namespace:
         data = data["run"]
     run = parser.run_parser
     actions = {a.dest: a for a in run._actions if a.dest not in ("help", "config")}
+    # TOML keys may be a setting's name or its flag (batch-size for q, async for asynchronous)
+    aliases = {s.cli_flag[2:].replace("-", "_"): s.name for s in SETTINGS}
     values = {}
     for key, value in data.items():
         dest = key.replace("-", "_")
-        dest = _CONFIG_ALIASES.get(dest, dest)
+        dest = aliases.get(dest, dest)
         if dest not in actions:
             raise _UsageError(f"config {path}: unknown setting {key!r} (known: {', '.join(sorted(actions))})")
         action = actions[dest]
@@ -168,41 +189,26 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    settings = _settings(args)
     if args.store is not None:
-        return _cmd_run_store(args)
-    used = [k for k, default in _STORE_ONLY.items() if getattr(args, k) != default]
+        return _cmd_run_store(args, settings)
+    from .loop.config import STORE_ONLY, setting
+
+    used = [k for k in STORE_ONLY if settings[k] != setting(k).default]
+    used += [k for k in ("executor", "workers", "cluster") if getattr(args, k) != {"executor": "inprocess"}.get(k)]
     if used:
-        flag = "--" + ("async" if used[0] == "asynchronous" else used[0].replace("_", "-"))
+        flag = setting(used[0]).cli_flag if used[0] in STORE_ONLY else "--" + used[0]
         raise _UsageError(f"argument {flag}: needs a campaign store (add --store FILE.db)")
     from .acquisition import make_acquisition
     from .errors import OracleFailed
-    from .loop import ActiveLearner
-    from .models import make_model
+    from .loop import run_campaign
     from .plotting import plot_learning_curves
     from .problems import make_problem
-    from .select import SELECTORS
-    from .spaces import Box
-    from .validation import check_count
 
-    if args.selector not in SELECTORS:
-        raise _UsageError(f"argument --selector: expected one of {', '.join(SELECTORS)}, got {args.selector!r}")
-    check_count(args.budget, "--budget")
-    check_count(args.q, "--batch-size")
-    if args.initial is not None:
-        check_count(args.initial, "--initial", minimum=0, maximum=args.budget, maximum_reason="the budget")
-    if args.noise_std < 0:
-        raise _UsageError(f"argument --noise-std: expected a non-negative number, got {args.noise_std}")
-    make_model(args.model)  # fail on a bad name before any work
-    make_acquisition(args.strategy)
     if args.baseline is not None:
         make_acquisition(args.baseline)
-    problem = make_problem(args.problem, noise_std=args.noise_std, seed=args.seed, data_dir=args.data_dir)
-    space = problem.space
-    if args.pool_size is not None:
-        check_count(args.pool_size, "--pool-size")
-        if not isinstance(space, Box):
-            raise _UsageError(f"argument --pool-size: problem {args.problem} already is a pool")
-        space = space.to_pool(args.pool_size, seed=args.seed)
+    problem = make_problem(settings["problem"], noise_std=settings["noise_std"], seed=settings["seed"],
+                           data_dir=settings["data_dir"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "command"}
@@ -211,24 +217,21 @@ def _cmd_run(args) -> int:
               f"budget {args.budget}, batches of {args.q}, seed {args.seed}", file=sys.stderr)
     start = time.perf_counter()
 
-    def campaign(strategy: str, space):
-        learner = ActiveLearner(space, surrogate=args.model, acquisition=strategy, selector=args.selector,
-                                seed=args.seed, test_set=problem.test_set())
-        try:
-            learner.run(problem, budget=args.budget, q=args.q, initial=args.initial, progress=not args.quiet)
-        except OracleFailed as exc:
-            return learner.history, str(exc)
-        return learner.history, None
+    in_memory = {k: v for k, v in settings.items() if k not in STORE_ONLY + ("problem", "strategy")}
 
-    records, failure = campaign(args.strategy, space)
+    def campaign(strategy: str):
+        try:
+            _, records = run_campaign(settings["problem"], strategy=strategy, progress=not args.quiet, **in_memory)
+        except OracleFailed as exc:
+            return exc.history, str(exc)
+        return records, None
+
+    records, failure = campaign(args.strategy)
     (out / "results.json").write_text(json.dumps(records, indent=1))
     curves = {args.strategy: records}
     baseline = None
     if args.baseline is not None and failure is None:
-        fresh = make_problem(args.problem, noise_std=args.noise_std, seed=args.seed, data_dir=args.data_dir).space
-        if args.pool_size is not None:
-            fresh = fresh.to_pool(args.pool_size, seed=args.seed)
-        baseline, failure = campaign(args.baseline, fresh)
+        baseline, failure = campaign(args.baseline)
         (out / "baseline_results.json").write_text(json.dumps(baseline, indent=1))
         curves[f"{args.baseline} (baseline)"] = baseline
     (out / "config.json").write_text(json.dumps({**config, "seconds": time.perf_counter() - start,
@@ -262,27 +265,17 @@ def _make_executor(args):
     return make_executor(args.executor, args.workers, args.cluster)
 
 
-def _cmd_run_store(args) -> int:
+def _cmd_run_store(args, settings: dict) -> int:
     from .loop import Campaign
+    from .problems import make_problem
 
     if args.baseline is not None:
         raise _UsageError("argument --baseline: not available with --store (run the baseline as its own campaign)")
-    if args.timeout is not None and not args.timeout > 0:
-        raise _UsageError(f"argument --timeout: expected a positive number of seconds, got {args.timeout}")
-    if args.retries < 0:
-        raise _UsageError(f"argument --retries: expected a non-negative number, got {args.retries}")
-    settings = dict(problem=args.problem, model=args.model, strategy=args.strategy, selector=args.selector,
-                    budget=args.budget, q=args.q, initial=args.initial, seed=args.seed, noise_std=args.noise_std,
-                    pool_size=args.pool_size, data_dir=args.data_dir, asynchronous=args.asynchronous,
-                    timeout=args.timeout, retries=args.retries, max_failures=args.max_failures)
-    from .loop.campaign import _check_config
-    from .problems import make_problem
-
-    _check_config(settings)  # every bad setting fails before a store or a cluster is created
-    make_problem(args.problem, seed=args.seed, data_dir=args.data_dir)
+    oracle = settings.pop("oracle")
+    make_problem(settings["problem"], seed=settings["seed"], data_dir=settings["data_dir"])  # before a cluster starts
     executor = _make_executor(args)
     try:
-        campaign = Campaign.create(args.store, oracle=args.oracle, executor=executor, progress=not args.quiet,
+        campaign = Campaign.create(args.store, oracle=oracle, executor=executor, progress=not args.quiet,
                                    verbose=args.verbose, **settings)
     except BaseException:
         executor.close()

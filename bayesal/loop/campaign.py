@@ -29,92 +29,65 @@ from tqdm.std import tqdm
 from ..errors import InvalidInput, OracleFailed, StoreError
 from ..problems import Problem, make_problem
 from ..spaces import Box, Pool
-from ..validation import DEFAULT_DTYPE, check_count
+from ..validation import DEFAULT_DTYPE
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
                         WorkerDied, run_experiment)
+from .config import CAMPAIGN_DEFAULTS, STORE_ONLY, check_config
 from .learner import ActiveLearner
 from .store import CampaignStore
 
-__all__ = ["run_campaign", "Campaign", "campaign_status", "CAMPAIGN_DEFAULTS"]
-
-#: the settings a stored campaign holds, with their defaults
-CAMPAIGN_DEFAULTS: dict[str, Any] = {
-    "problem": "branin", "model": "exact-gp", "strategy": "joint-information", "selector": "auto",
-    "budget": 40, "q": 4, "initial": None, "seed": 0, "noise_std": 0.0, "pool_size": None, "data_dir": None,
-    "oracle": None, "asynchronous": False, "timeout": None, "retries": 0, "max_failures": None,
-}
+__all__ = ["run_campaign", "Campaign", "campaign_status", "campaign_space", "CAMPAIGN_DEFAULTS"]
 
 
-def run_campaign(problem: str | Problem = "branin", model: str = "exact-gp", strategy: str = "max-variance",
-                 budget: int = 30, q: int = 1, initial: int | None = None, seed: int = 0,
-                 selector: str = "auto", progress: bool = True, callback=None,
-                 data_dir=None, store=None, executor: Executor | None = None
-                 ) -> tuple[ActiveLearner, list[dict[str, Any]]]:
+def campaign_space(problem: Problem, config: dict[str, Any]):
+    """The space a campaign searches: the problem's, discretised into ``pool_size`` Sobol
+    candidates when that setting is given (box problems only)."""
+    space = problem.space
+    if config["pool_size"] is not None:
+        if not isinstance(space, Box):
+            raise InvalidInput("pool_size", "a box problem to discretise", f"the pool problem {problem.name}")
+        space = space.to_pool(config["pool_size"], seed=config["seed"])
+    return space
+
+
+def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progress: bool = True, callback=None,
+                 store=None, executor: Executor | None = None, **settings) -> tuple[ActiveLearner, list[dict[str, Any]]]:
     """Run active learning on a benchmark problem; returns the learner and its step records.
+
+    ``settings`` are those of :data:`bayesal.loop.config.SETTINGS` (``model, strategy, selector,
+    budget, q, initial, seed, noise_std, pool_size, data_dir``; store-only ones need ``store``),
+    with the defaults of that table: the same as ``bayesal run`` and :meth:`Campaign.create`.
+    ``problem`` is a name or a :class:`~bayesal.problems.Problem`.
 
     With ``store`` (a path), the campaign runs through a :class:`Campaign` written to that
     SQLite file (a new one, or the campaign it holds is resumed) on ``executor``; ``problem``
-    must then be a problem name.
+    must then be a problem name. An oracle failure raises
+    :class:`~bayesal.errors.OracleFailed` with the records so far attached.
     """
+    name = problem if isinstance(problem, str) else CAMPAIGN_DEFAULTS["problem"]
+    config = check_config({**settings, "problem": name})
     if store is not None:
         if not isinstance(problem, str):
             raise InvalidInput("problem", "a problem name for a stored campaign", type(problem).__name__)
         if os.path.exists(store) and os.path.getsize(store) > 0:
             campaign = Campaign.resume(store, executor=executor, progress=progress)
         else:
-            campaign = Campaign.create(store, problem=problem, model=model, strategy=strategy, budget=budget, q=q,
-                                       initial=initial, seed=seed, selector=selector, data_dir=data_dir,
-                                       executor=executor, progress=progress)
+            campaign = Campaign.create(store, executor=executor, progress=progress, **settings, problem=problem)
         with campaign:
             records = campaign.run()
             return campaign.learner, records
+    used = [key for key in STORE_ONLY if config[key] != CAMPAIGN_DEFAULTS[key]]
+    if used:
+        raise InvalidInput(used[0], "a stored campaign (store=PATH) for this setting", repr(config[used[0]]))
     if isinstance(problem, str):
-        problem = make_problem(problem, seed=seed, data_dir=data_dir)
-    learner = ActiveLearner(problem.space, surrogate=model, acquisition=strategy, selector=selector,
-                            seed=seed, test_set=problem.test_set())
-    records = learner.run(problem, budget=budget, q=q, initial=initial, callback=callback, progress=progress)
+        problem = make_problem(problem, noise_std=config["noise_std"], seed=config["seed"],
+                               data_dir=config["data_dir"])
+    learner = ActiveLearner(campaign_space(problem, config), surrogate=config["model"],
+                            acquisition=config["strategy"], selector=config["selector"], seed=config["seed"],
+                            test_set=problem.test_set())
+    records = learner.run(problem, budget=config["budget"], q=config["q"], initial=config["initial"],
+                          callback=callback, progress=progress)
     return learner, records
-
-
-def _check_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate campaign settings (names exist, counts are positive) before anything is stored."""
-    from ..acquisition import make_acquisition
-    from ..models import make_model
-    from ..selection import SELECTORS
-
-    unknown = sorted(set(config) - set(CAMPAIGN_DEFAULTS))
-    if unknown:
-        raise InvalidInput("campaign settings", "keys among " + ", ".join(CAMPAIGN_DEFAULTS), ", ".join(unknown))
-    cfg = {**CAMPAIGN_DEFAULTS, **config}
-    for key in ("problem", "model", "strategy", "selector"):
-        if not isinstance(cfg[key], str):
-            raise InvalidInput(key, "a name", repr(cfg[key]))
-    make_model(cfg["model"])
-    make_acquisition(cfg["strategy"])
-    if cfg["selector"] not in SELECTORS:
-        raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(cfg["selector"]))
-    for key in ("budget", "q", "seed", "retries"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int):
-            raise InvalidInput(key, "an integer", repr(cfg[key]))
-    check_count(cfg["budget"], "budget")
-    check_count(cfg["q"], "q")
-    check_count(cfg["retries"], "retries", minimum=0)
-    if cfg["initial"] is not None:
-        if isinstance(cfg["initial"], bool) or not isinstance(cfg["initial"], int):
-            raise InvalidInput("initial", "an integer", repr(cfg["initial"]))
-        check_count(cfg["initial"], "initial", minimum=1, maximum=cfg["budget"], maximum_reason="the budget")
-    if cfg["pool_size"] is not None:
-        check_count(cfg["pool_size"], "pool_size")
-    if cfg["max_failures"] is not None:
-        check_count(cfg["max_failures"], "max_failures")
-    if not isinstance(cfg["noise_std"], (int, float)) or not cfg["noise_std"] >= 0:
-        raise InvalidInput("noise_std", "a non-negative number", repr(cfg["noise_std"]))
-    if cfg["timeout"] is not None and (not isinstance(cfg["timeout"], (int, float)) or not cfg["timeout"] > 0):
-        raise InvalidInput("timeout", "a positive number of seconds", repr(cfg["timeout"]))
-    if not isinstance(cfg["asynchronous"], bool):
-        raise InvalidInput("asynchronous", "true or false", repr(cfg["asynchronous"]))
-    cfg["noise_std"] = float(cfg["noise_std"])
-    return cfg
 
 
 class _Heartbeat:
@@ -172,7 +145,7 @@ class Campaign:
                  poll_interval: float = 0.05, lease: float = 60.0):
         self.store = store
         try:
-            self.config = _check_config(store.config)
+            self.config = check_config(store.config)
         except InvalidInput as exc:
             raise StoreError(f"the campaign in {store.path} has unusable settings: {exc}") from None
         cfg = self.config
@@ -181,12 +154,7 @@ class Campaign:
         self.max_failures = cfg["max_failures"] or max(10, 2 * self.budget)
         problem = make_problem(cfg["problem"], seed=cfg["seed"], data_dir=cfg["data_dir"])
         self.problem = problem
-        space = problem.space
-        if cfg["pool_size"] is not None:
-            if not isinstance(space, Box):
-                raise InvalidInput("pool_size", "a box problem to discretise", f"the pool problem {cfg['problem']}")
-            space = space.to_pool(cfg["pool_size"], seed=cfg["seed"])
-        self.learner = ActiveLearner(space, surrogate=cfg["model"], acquisition=cfg["strategy"],
+        self.learner = ActiveLearner(campaign_space(problem, cfg), surrogate=cfg["model"], acquisition=cfg["strategy"],
                                      selector=cfg["selector"], seed=cfg["seed"], test_set=problem.test_set())
         if oracle is not None:
             self.oracle_spec = CallableOracleSpec(oracle)
@@ -213,14 +181,14 @@ class Campaign:
 
         ``settings``: ``problem, model, strategy, selector, budget, q, initial, seed, noise_std,
         pool_size, data_dir, oracle ("module:function"), asynchronous, timeout, retries,
-        max_failures`` (see :data:`CAMPAIGN_DEFAULTS`). A Python callable ``oracle`` labels
+        max_failures`` (see :data:`bayesal.loop.config.SETTINGS`). A Python callable ``oracle`` labels
         instead of the problem (the problem still gives the space and the test set).
         """
         if oracle is not None and not isinstance(oracle, str):
             settings["oracle"] = "python"
         elif oracle is not None:
             settings["oracle"], oracle = oracle, None
-        config = _check_config(settings)
+        config = check_config(settings)
         make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # a bad name fails here
         store = CampaignStore.create(path, config)
         return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,

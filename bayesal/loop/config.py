@@ -1,0 +1,141 @@
+"""THE table of campaign settings: names, defaults, types, help and checks, in one place.
+
+:func:`~bayesal.loop.campaign.run_campaign`, :class:`~bayesal.loop.campaign.Campaign` (what a
+store holds) and the ``bayesal run`` command line all read :data:`SETTINGS`: the CLI builds its
+flags from it (``--batch-size`` for ``q``, ``--async`` for ``asynchronous``), TOML config files
+use the same names, and :func:`check_config` validates a set of settings before anything is
+stored or started, so a default or a rule changed here changes everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInput
+from ..validation import check_count
+
+__all__ = ["Setting", "SETTINGS", "CAMPAIGN_DEFAULTS", "STORE_ONLY", "check_config", "setting"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One campaign setting.
+
+    Attributes:
+        name: the Python name (a keyword of ``run_campaign`` and ``Campaign.create``).
+        default: its default value.
+        kind: ``"name"`` (a registry name), ``"count"`` (an integer ≥ 1), ``"natural"``
+            (an integer ≥ 0), ``"int"``,
+            ``"number"`` (a float ≥ 0), ``"seconds"`` (a float > 0), ``"bool"`` or ``"text"``.
+        help: one line for ``--help``.
+        flag: the command-line flag (default ``--`` + name with dashes).
+        store_only: only a stored campaign (``--store``) supports it.
+        optional: None is allowed (and means "the default rule", said in ``help``).
+    """
+
+    name: str
+    default: Any
+    kind: str
+    help: str
+    flag: str | None = None
+    store_only: bool = False
+    optional: bool = False
+
+    @property
+    def cli_flag(self) -> str:
+        """The command-line flag of this setting."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any) -> Any:
+        """``value`` validated (and normalised: numbers become floats) for this setting."""
+        if value is None:
+            if self.optional:
+                return None
+            raise InvalidInput(self.name, f"a value ({self.help})", "None")
+        if self.kind in ("name", "text"):
+            if not isinstance(value, str):
+                raise InvalidInput(self.name, "a name" if self.kind == "name" else "a string", repr(value))
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise InvalidInput(self.name, "true or false", repr(value))
+            return value
+        if self.kind in ("count", "natural", "int"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(self.name, "an integer", repr(value))
+            if self.kind != "int":
+                check_count(value, self.name, minimum=1 if self.kind == "count" else 0)
+            return value
+        if self.kind in ("number", "seconds"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInput(self.name, "a number", repr(value))
+            ok = value > 0 if self.kind == "seconds" else value >= 0
+            if not ok or value != value or value == float("inf"):
+                expected = "a positive number of seconds" if self.kind == "seconds" else "a non-negative number"
+                raise InvalidInput(self.name, expected, repr(value))
+            return float(value)
+        raise ValueError(f"unknown setting kind {self.kind!r}")
+
+
+#: every setting a campaign holds, with its default (the one table: run_campaign, Campaign, CLI)
+SETTINGS: tuple[Setting, ...] = (
+    Setting("problem", "branin", "name", "problem name (see `bayesal list`)"),
+    Setting("model", "exact-gp", "name", "surrogate model (see `bayesal list`)"),
+    Setting("strategy", "joint-information", "name", "acquisition strategy (see `bayesal list`)"),
+    Setting("selector", "auto", "name", "auto, topk, greedy or stochastic (pools only)"),
+    Setting("budget", 40, "count", "labels to buy, initial design included"),
+    Setting("q", 4, "count", "points per batch", flag="--batch-size"),
+    Setting("initial", None, "count", "initial random design size (default d+1)", optional=True),
+    Setting("seed", 0, "int", "random seed"),
+    Setting("noise_std", 0.0, "number", "label noise added by analytic problems"),
+    Setting("pool_size", None, "count", "discretise a box problem into a pool of this many Sobol candidates",
+            optional=True),
+    Setting("data_dir", None, "text", "folder of UCI data sets (default ../shared/data/uci)", optional=True),
+    Setting("oracle", None, "text", "label with package.module:function (f(X [1, d]) -> y) instead of the problem",
+            store_only=True, optional=True),
+    Setting("asynchronous", False, "bool", "keep q experiments in flight; propose each new one conditioned on the "
+            "pending", flag="--async", store_only=True),
+    Setting("timeout", None, "seconds", "seconds before an experiment counts as failed", store_only=True,
+            optional=True),
+    Setting("retries", 0, "natural", "retries of a failed experiment", store_only=True),
+    Setting("max_failures", None, "count", "stop after this many failed experiments (default max(10, 2 x budget))",
+            store_only=True, optional=True),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+#: name -> default of every campaign setting
+CAMPAIGN_DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+#: the settings only a stored campaign supports
+STORE_ONLY: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.store_only)
+
+
+def setting(name: str) -> Setting:
+    """The :class:`Setting` called ``name``."""
+    return _BY_NAME[name]
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Every setting of ``config`` validated, the others filled in from :data:`SETTINGS`.
+
+    Names must exist in their registries (model, strategy, selector), counts must be positive,
+    ``initial`` at most the budget; anything wrong raises :class:`~bayesal.errors.InvalidInput`
+    naming the setting, before anything is stored or started.
+    """
+    from ..acquisition import make_acquisition
+    from ..models import make_model
+    from ..selection import SELECTORS
+
+    unknown = sorted(set(config) - set(_BY_NAME))
+    if unknown:
+        raise InvalidInput("campaign settings", "keys among " + ", ".join(_BY_NAME), ", ".join(unknown))
+    cfg = {name: _BY_NAME[name].check(config.get(name, s.default)) for name, s in _BY_NAME.items()}
+    make_model(cfg["model"])
+    make_acquisition(cfg["strategy"])
+    if cfg["selector"] not in SELECTORS:
+        raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(cfg["selector"]))
+    if cfg["initial"] is not None:
+        check_count(cfg["initial"], "initial", minimum=1, maximum=cfg["budget"], maximum_reason="the budget")
+    return cfg
