@@ -16,7 +16,7 @@ import torch
 
 from .errors import InvalidInput
 
-__all__ = [
+__all__ = ["renamed", 
     "DEFAULT_DTYPE",
     "describe",
     "as_tensor",
@@ -197,3 +197,17 @@ def check_indices(indices: Any, name: str, size: int) -> torch.Tensor:
     if tensor.unique().numel() != tensor.numel():
         raise InvalidInput(name, "distinct indices", "repeated indices")
     return tensor
+
+
+def renamed(value: Any, old_value: Any, name: str, old: str, owner: str) -> Any:
+    """The value of a keyword renamed from ``old`` to ``name`` (DESIGN.md: one name per thing):
+    ``old_value`` when only the old keyword was given (with a ``DeprecationWarning``), else
+    ``value``; both given is :class:`InvalidInput`."""
+    if old_value is None:
+        return value
+    import warnings
+
+    warnings.warn(f"{owner}({old}=...) is deprecated: use {name}=...", DeprecationWarning, stacklevel=3)
+    if value is not None:
+        raise InvalidInput(old, f"either {name} or its deprecated name {old}, not both", "both")
+    return old_value

@@ -263,10 +263,10 @@ def _run_classification(unit):
     pool, X_test, y_test = load(unit)
     net = MCDropoutNet(num_classes=10, hidden=(64,), dropout=0.25, num_samples=20, max_epochs=150,
                        batch_size=256, holdout=0.0, lr=3e-3, seed=seed)
-    acquisitions = {"random": Random(), "bald": BALD(), "batchbald": BatchBALD(),
-                    "stochastic-bald": StochasticBatch(BALD(), mode="power")}
-    learner = ActiveLearner(pool, surrogate=net, acquisition=acquisitions.get(strategy, Random()), seed=seed,
-                            test_set=(X_test, y_test))
+    acquisitions = {"random": Random(), "bald": BALD(), "batchbald": BatchBALD(), "stochastic-bald": BALD()}
+    selector = StochasticBatch(mode="power") if strategy == "stochastic-bald" else "auto"
+    learner = ActiveLearner(pool, surrogate=net, acquisition=acquisitions.get(strategy, Random()), selector=selector,
+                            seed=seed, test_set=(X_test, y_test))
     idx = initial_indices(len(pool), unit["initial"], seed)
     learner.tell(None, pool.reveal(idx), indices=idx)
     acq_s, curve = 0.0, []

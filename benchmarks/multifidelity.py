@@ -75,7 +75,7 @@ def run_sf(problem, budget: float, seed: int, n_candidates: int, strategy: str, 
             learner.tell(X[:n], y[:n])
             curve.append((n * cost, learner.evaluate()["rmse"]))
         return curve
-    acq = IntegratedVarianceReduction(reference="uniform", n_reference=n_reference, seed=seed)
+    acq = IntegratedVarianceReduction(reference_points="uniform", n_reference=n_reference, seed=seed)
     learner = ActiveLearner(problem.space, acquisition=acq, seed=seed, test_set=(X_test, y_test))
     X0 = problem.space.sample(d + 1, seed=seed * 7919 + 17, method="sobol")
     learner.tell(X0, oracle(X0))

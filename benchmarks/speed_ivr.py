@@ -41,7 +41,7 @@ def setup(n_pool: int, device: str):
 def ours(gp, R, pool):
     from bayesal import IntegratedVarianceReduction, select_greedy
 
-    return select_greedy(gp, IntegratedVarianceReduction(reference=R), pool, Q).indices.tolist()
+    return select_greedy(gp, IntegratedVarianceReduction(reference_points=R), pool, Q).indices.tolist()
 
 
 def peer(gp, R, pool):

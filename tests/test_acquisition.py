@@ -33,9 +33,9 @@ def test_max_variance_and_output_weights():
     var = torch.tensor([[1.0, 4.0], [2.0, 1.0]], dtype=torch.float64)
     post = GaussianPosterior(torch.zeros_like(var), var)
     assert MaxVariance().score(post).tolist() == [5.0, 3.0]
-    assert MaxVariance(weights=[1.0, 0.0]).score(post).tolist() == [1.0, 2.0]
+    assert MaxVariance(output_weights=[1.0, 0.0]).score(post).tolist() == [1.0, 2.0]
     with pytest.raises(InvalidInput, match="2 output weight"):
-        MaxVariance(weights=[1.0]).score(post)
+        MaxVariance(output_weights=[1.0]).score(post)
     samples = SamplePosterior(torch.randn(100, 5, 1, dtype=torch.float64))
     assert torch.allclose(MaxVariance().score(samples), samples.variance[:, 0])
 

@@ -72,7 +72,7 @@ def test_gaussian_epig_and_its_greedy_conditioning_equal_brute_force(gp_2d):
     gen = torch.Generator().manual_seed(0)
     pool = Pool(torch.rand(40, 2, generator=gen, dtype=torch.float64))
     R = torch.rand(15, 2, generator=gen, dtype=torch.float64)
-    acq = EPIG(target=R)
+    acq = EPIG(reference_points=R)
     brute = _gaussian_epig_brute(gp_2d, pool.X, R)
     top = select_topk(gp_2d, acq, pool, 1)
     assert int(top.indices[0]) == int(torch.argmax(brute))
@@ -112,4 +112,4 @@ def test_epig_needs_targets_and_matching_samples():
     with pytest.raises(InvalidInput, match="same model samples"):
         epig_classification(probs, _probs(5, 3, 2, 1))
     with pytest.raises(InvalidInput, match="target"):
-        EPIG(target="everywhere")
+        EPIG(reference_points="everywhere")

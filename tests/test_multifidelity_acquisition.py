@@ -46,7 +46,7 @@ def test_single_fidelity_variance_reduction_is_greedy_ivr(model, candidates):
     R = Box([0, 0], [1, 1]).sample(64, seed=9)
     mf = MultiFidelityVarianceReduction(reference=R).select(model, candidates, costs=[0.1, 1.0], q=4, fidelities=[1])
     target = model.at_target()
-    ref = select_greedy(target, IntegratedVarianceReduction(reference=R), Pool(candidates), 4)
+    ref = select_greedy(target, IntegratedVarianceReduction(reference_points=R), Pool(candidates), 4)
     torch.testing.assert_close(mf.X, ref.X)
     assert mf.fidelity.tolist() == [1, 1, 1, 1]
     torch.testing.assert_close(mf.scores, ref.scores, rtol=1e-6, atol=1e-12)

@@ -163,7 +163,7 @@ def test_batchbald_through_select_and_the_learner(dropout_net):
     bald = mutual_information(post.samples)
     assert torch.equal(top.indices, pool.available[torch.topk(bald, 5).indices])
     # EPIG through the selector (targets from the pool, same masks)
-    assert len(select(net, EPIG(num_targets=20), pool, 3)) == 3
+    assert len(select(net, EPIG(n_reference=20), pool, 3)) == 3
 
     learner = ActiveLearner(Pool(X, y.double()), surrogate=MCDropoutNet(num_classes=3, hidden=(16,), max_epochs=20),
                             acquisition=BatchBALD(), seed=0, test_set=(X[:50], y[:50]))
@@ -176,9 +176,11 @@ def test_regression_ensemble_in_the_learner_with_epig_and_stochastic_batches():
     from bayesal import StochasticBatch
 
     X, y = _wave(300, seed=5)
-    for acquisition in (EPIG(num_targets=32), StochasticBatch(BALD(), "softrank", 1.0, subset_size=100)):
+    for acquisition, selector in ((EPIG(n_reference=32), "auto"),
+                                  (BALD(), StochasticBatch(mode="softrank", temperature=1.0, subset_size=100))):
         model = DeepEnsemble(task="regression", num_members=3, hidden=(16,), max_epochs=30, seed=0)
-        learner = ActiveLearner(Pool(X, y), surrogate=model, acquisition=acquisition, seed=0, test_set=(X[:50], y[:50]))
+        learner = ActiveLearner(Pool(X, y), surrogate=model, acquisition=acquisition, selector=selector, seed=0,
+                                test_set=(X[:50], y[:50]))
         records = learner.run(budget=14, q=4, initial=6, progress=False)
         assert learner.n_labels == 14 and records[-1]["rmse"] is not None
         assert learner.space.labelled.sum() == 14

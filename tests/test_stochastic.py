@@ -88,8 +88,8 @@ def _pool_and_gp(gp_2d):
 
 def test_partial_pool_scoring_maps_indices_back(gp_2d):
     pool = _pool_and_gp(gp_2d)
-    acq = StochasticBatch(MaxVariance(), mode="softmax", temperature=1e6, subset_size=40)
-    sel = select(gp_2d, acq, pool, 5, seed=11)
+    sampler = StochasticBatch(mode="softmax", temperature=1e6, subset_size=40)
+    sel = select(gp_2d, MaxVariance(), pool, 5, selector=sampler, seed=11)
     assert len(set(sel.indices.tolist())) == 5
     assert not bool(pool.labelled[sel.indices].any())
     assert torch.equal(sel.X, pool.X[sel.indices])
@@ -100,18 +100,23 @@ def test_partial_pool_scoring_maps_indices_back(gp_2d):
     full_top = select_topk(gp_2d, MaxVariance(), pool, 5)
     assert set(sel.indices.tolist()) != set(full_top.indices.tolist())
     # the same seed gives the same batch, another seed another subset
-    assert torch.equal(select(gp_2d, acq, pool, 5, seed=11).indices, sel.indices)
-    assert not torch.equal(select(gp_2d, acq, pool, 5, seed=12).indices, sel.indices)
+    assert torch.equal(select(gp_2d, MaxVariance(), pool, 5, selector=sampler, seed=11).indices, sel.indices)
+    assert not torch.equal(select(gp_2d, MaxVariance(), pool, 5, selector=sampler, seed=12).indices, sel.indices)
+    # the deprecated form, StochasticBatch(acquisition) as the acquisition, gives the same batch
+    with pytest.warns(DeprecationWarning, match="selector"):
+        old = select(gp_2d, StochasticBatch(MaxVariance(), mode="softmax", temperature=1e6, subset_size=40), pool, 5,
+                     seed=11)
+    assert torch.equal(old.indices, sel.indices)
 
 
 def test_whole_pool_at_huge_temperature_is_top_k(gp_2d):
     pool = _pool_and_gp(gp_2d)
-    sel = select_stochastic(gp_2d, StochasticBatch(MaxVariance(), "softmax", 1e6), pool, 4, seed=0)
+    sel = select_stochastic(gp_2d, MaxVariance(), pool, 4, seed=0, selector=StochasticBatch(mode="softmax", temperature=1e6))
     top = select_topk(gp_2d, MaxVariance(), pool, 4)
     assert set(sel.indices.tolist()) == set(top.indices.tolist())
     # selector="stochastic" wraps a plain acquisition with power sampling; Random needs no model
     assert len(select(gp_2d, MaxVariance(), pool, 4, selector="stochastic", seed=0)) == 4
-    assert len(select(None, StochasticBatch(Random()), pool, 4, seed=0)) == 4
+    assert len(select(None, Random(), pool, 4, selector=StochasticBatch(), seed=0)) == 4
 
 
 def test_stochastic_selection_frequencies_on_a_pool(gp_2d):
@@ -120,7 +125,8 @@ def test_stochastic_selection_frequencies_on_a_pool(gp_2d):
     pool = Pool(torch.rand(6, 2, generator=gen, dtype=torch.float64))
     var = MaxVariance().score(gp_2d.posterior(pool.X))
     p = var**2 / (var**2).sum()
-    acq = StochasticBatch(MaxVariance(), "power", 2.0)
+    sampler = StochasticBatch(mode="power", temperature=2.0)
     draws = 1500
-    counts = torch.bincount(torch.cat([select(gp_2d, acq, pool, 1, seed=s).indices for s in range(draws)]), minlength=6)
+    counts = torch.bincount(torch.cat([select(gp_2d, MaxVariance(), pool, 1, selector=sampler, seed=s).indices
+                                       for s in range(draws)]), minlength=6)
     assert stats.chisquare(counts.numpy(), (p * draws).numpy()).pvalue > 1e-3

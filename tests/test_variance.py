@@ -39,7 +39,7 @@ def _naive_greedy_ivr(gp, pool_X, R, w, q, out_w=None):
 def test_greedy_equals_naive_recomputation(gp_2d):
     pool, R = Pool(_rand(45, 2, 1), bounds=UNIT), _rand(25, 2, 2)
     w = torch.full((25,), 1 / 25, dtype=torch.float64)
-    selection = select_greedy(gp_2d, IntegratedVarianceReduction(reference=R), pool, 5)
+    selection = select_greedy(gp_2d, IntegratedVarianceReduction(reference_points=R), pool, 5)
     assert selection.indices.tolist() == _naive_greedy_ivr(gp_2d, pool.X, R, w, 5)
 
 
@@ -50,14 +50,14 @@ def test_weighted_reference_and_multi_output_equal_naive():
     pool, R = Pool(_rand(35, 2, 3), bounds=UNIT), _rand(20, 2, 4)
     raw = torch.linspace(0.1, 2.0, 20, dtype=torch.float64)
     out_w = torch.tensor([1.0, 0.25], dtype=torch.float64)
-    acq = IntegratedVarianceReduction(reference=R, weights=raw, output_weights=out_w)
+    acq = IntegratedVarianceReduction(reference_points=R, weights=raw, output_weights=out_w)
     chosen = select_greedy(gp, acq, pool, 4).indices.tolist()
     assert chosen == _naive_greedy_ivr(gp, pool.X, R, raw / raw.sum(), 4, out_w)
 
 
 def test_streamed_reference_blocks_give_the_same_batch(gp_2d):
     pool = Pool(_rand(400, 2, 5), bounds=UNIT)
-    acq = IntegratedVarianceReduction(reference=_rand(64, 2, 6))
+    acq = IntegratedVarianceReduction(reference_points=_rand(64, 2, 6))
     stored = select_greedy(gp_2d, acq, pool, 6)
     with memory_budget(16 * 1024):  # C0 [64, 400] no longer fits: recomputed chunk by chunk
         streamed = select_greedy(gp_2d, acq, pool, 6)
@@ -69,7 +69,7 @@ def test_agrees_with_botorch_qnipv(gp_2d):
     """Same greedy batch as qNegIntegratedPosteriorVariance + optimize_acqf_discrete, and
     IVR(B) = mean σ²(R) + qNIPV(B) (qNIPV is the negated integrated variance after B)."""
     pool, R = Pool(_rand(60, 2, 7), bounds=UNIT), _rand(40, 2, 8)
-    acq = IntegratedVarianceReduction(reference=R)
+    acq = IntegratedVarianceReduction(reference_points=R)
     ours = select_greedy(gp_2d, acq, pool, 4).indices.tolist()
     qnipv = qNegIntegratedPosteriorVariance(gp_2d.model, mc_points=R)
     cand, _ = optimize_acqf_discrete(qnipv, q=4, choices=pool.X, unique=True)
@@ -84,7 +84,7 @@ def test_agrees_with_botorch_qnipv(gp_2d):
 
 def test_greedy_gains_add_up_to_the_batch_value(gp_2d):
     pool = Pool(_rand(50, 2, 9), bounds=UNIT)
-    acq = IntegratedVarianceReduction(reference=_rand(30, 2, 10)).for_space(pool)
+    acq = IntegratedVarianceReduction(reference_points=_rand(30, 2, 10)).for_space(pool)
     selection = select_greedy(gp_2d, acq, pool, 5)
     with torch.no_grad():
         value = acq.batch_value(gp_2d, pool.X[selection.indices].unsqueeze(0))
@@ -123,16 +123,16 @@ def test_batch_value_gradient_matches_finite_differences(gp_2d):
 
 def test_reference_sets():
     pool = Pool(_rand(3000, 2, 12))
-    R, w = IntegratedVarianceReduction(reference="pool", n_reference=500).reference_set(pool)
+    R, w = IntegratedVarianceReduction(reference_points="pool", n_reference=500).reference_set(pool)
     assert R.shape == (500, 2) and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
     assert bool(((R[:, None, :] - pool.X[None]).abs().sum(-1).min(-1).values < 1e-15).all())  # drawn from the pool
     box = Box([-1.0, 0.0], [1.0, 5.0])
     R, _ = IntegratedVarianceReduction(n_reference=256).reference_set(box)
     assert R.shape == (256, 2) and bool(box.contains(R).all())
     with pytest.raises(InvalidInput, match="there is no pool"):
-        IntegratedVarianceReduction(reference="pool").reference_set(box)
+        IntegratedVarianceReduction(reference_points="pool").reference_set(box)
     with pytest.raises(InvalidInput, match="3 non-negative weights"):
-        IntegratedVarianceReduction(reference=_rand(3, 2, 0), weights=[1.0, 2.0]).reference_set(box)
+        IntegratedVarianceReduction(reference_points=_rand(3, 2, 0), reference_weights=[1.0, 2.0]).reference_set(box)
 
 
 def _ntk_by_hand(net, A, B):

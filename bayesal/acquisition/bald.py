@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior, SamplePosterior
-from ..validation import check_count
+from ..validation import check_count, renamed
 from ._samples import class_probabilities, entropy_of_mean, mean_entropy, row_chunks
 from .base import Acquisition, output_weights, require_gaussian
 
@@ -66,14 +66,14 @@ class BALD(Acquisition):
 
     name = "bald"
 
-    def __init__(self, weights=None):
-        self.weights = weights
+    def __init__(self, output_weights=None, *, weights=None):
+        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         """Scores ``[..., N]``.
 
         * :class:`GaussianPosterior` (mean / variance ``[..., N, m]``): ½ log(1 + σ_f²/σ_n²),
-          summed over outputs with ``weights``.
+          summed over outputs with ``output_weights`` (``weights`` is its deprecated name).
         * classification :class:`SamplePosterior` (probabilities ``[K, N, C]``): the mutual
           information of :func:`mutual_information` (Houlsby et al. 2011; Gal, Islam & Ghahramani
           2017, "Deep Bayesian Active Learning with Image Data").
@@ -87,12 +87,12 @@ class BALD(Acquisition):
             var = posterior.variance
             noise = _noise_vector(posterior.noise_variance, var.shape[-1], var)
             info = 0.5 * torch.log1p(var / noise)
-            return (info * output_weights(self.weights, var.shape[-1], var)).sum(-1)
+            return (info * output_weights(self.output_weights, var.shape[-1], var)).sum(-1)
         post = require_gaussian(self, posterior)
         var = post.variance
         noise = _noise(post, var)
         info = 0.5 * torch.log1p(var / noise)  # [..., N, m]
-        return (info * output_weights(self.weights, var.shape[-1], var)).sum(-1)
+        return (info * output_weights(self.output_weights, var.shape[-1], var)).sum(-1)
 
 
 class JointInformation(BALD):
@@ -119,7 +119,7 @@ class JointInformation(BALD):
         eye = torch.eye(q, dtype=covariance.dtype, device=covariance.device)
         scaled = eye + covariance / noise.reshape(-1, 1, 1)  # [b, m, q, q]
         logdet = torch.linalg.cholesky(scaled).diagonal(dim1=-2, dim2=-1).log().sum(-1)  # ½ logdet
-        return (logdet * output_weights(self.weights, m, covariance)).sum(-1)
+        return (logdet * output_weights(self.output_weights, m, covariance)).sum(-1)
 
 
 _NOISE_FLOOR = 1e-10

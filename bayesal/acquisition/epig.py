@@ -18,6 +18,7 @@ predictions where they matter, at target inputs x* drawn from the test distribut
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ..settings import get_memory_budget
 from ..spaces import Box, Pool
-from ..validation import check_X
+from ..validation import check_X, renamed
 from ._samples import class_probabilities, entropy_of_mean, row_chunks
 from .base import Acquisition, output_weights
 
@@ -73,14 +74,15 @@ class EPIG(Acquisition):
     """Expected predictive information gain about labels at target inputs (see module doc).
 
     Args:
-        target: the target inputs ``[M, d]``; or ``"pool"`` (default) for ``num_targets`` points
-            drawn from the pool (the pool as the test distribution, as in Bickford Smith et al.),
-            or ``"uniform"`` for uniform points of the box.
-        num_targets: M when the targets are drawn.
+        reference_points: the target inputs x* ``[M, d]`` the gain is averaged over; or
+            ``"pool"`` (default) for ``n_reference`` points drawn from the pool (the pool as the
+            test distribution, as in Bickford Smith et al.), or ``"uniform"`` for uniform points
+            of the box (deprecated name: ``target``).
+        n_reference: M when the targets are drawn (deprecated name: ``num_targets``).
         target_posterior: optional ready-made posterior at the targets (a
             :class:`SamplePosterior` under the same model samples as the candidates'), for calling
             :meth:`score` directly without a selector.
-        weights: ``[m]`` output weights (regression).
+        output_weights: ``[m]`` output weights (regression; deprecated name: ``weights``).
         seed: seed of the drawn targets.
 
     Selectors call :meth:`for_space` (draws the targets) and :meth:`bind` (the surrogate's
@@ -89,18 +91,24 @@ class EPIG(Acquisition):
 
     name = "epig"
 
-    def __init__(self, target: str | Any = "pool", num_targets: int = 128,
-                 target_posterior: SamplePosterior | None = None, weights=None, seed: int = 0):
-        if isinstance(target, str) and target not in ("pool", "uniform"):
-            raise InvalidInput("target", "'pool', 'uniform' or target points [M, d]", repr(target))
-        self.target, self.num_targets, self.seed, self.weights = target, int(num_targets), int(seed), weights
+    def __init__(self, reference_points: str | Any = None, n_reference: int | None = None,
+                 target_posterior: SamplePosterior | None = None, output_weights=None, seed: int = 0, *,
+                 target: str | Any = None, num_targets: int | None = None, weights=None):
+        reference = renamed(reference_points, target, "reference_points", "target", "EPIG")
+        reference = "pool" if reference is None else reference
+        if isinstance(reference, str) and reference not in ("pool", "uniform"):
+            raise InvalidInput("reference_points", "'pool', 'uniform' or target points [M, d]", repr(reference))
+        n = renamed(n_reference, num_targets, "n_reference", "num_targets", "EPIG")
+        self.reference_points, self.n_reference, self.seed = reference, int(128 if n is None else n), int(seed)
+        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", "EPIG")
         self.target_posterior = target_posterior
         self._X_target: torch.Tensor | None = None
         self._surrogate = None
 
     def __repr__(self) -> str:
-        tgt = self.target if isinstance(self.target, str) else f"{len(self.target)} points"
-        return f"EPIG(target={tgt!r}, num_targets={self.num_targets})"
+        ref = self.reference_points
+        tgt = ref if isinstance(ref, str) else f"{len(ref)} points"
+        return f"EPIG(reference_points={tgt!r}, n_reference={self.n_reference})"
 
     @property
     def scores_from_marginals(self) -> bool:  # Gaussian EPIG needs cross-covariances
@@ -110,27 +118,28 @@ class EPIG(Acquisition):
 
     def target_points(self, space: Pool | Box) -> torch.Tensor:
         """Target inputs ``[M, d]`` for ``space``."""
-        if not isinstance(self.target, str):
-            return check_X(self.target, "target", dim=space.dim)
+        ref = self.reference_points
+        if not isinstance(ref, str):
+            return check_X(ref, "reference_points", dim=space.dim)
         gen = torch.Generator().manual_seed(self.seed)
-        if self.target == "pool":
+        if ref == "pool":
             if not isinstance(space, Pool):
-                raise InvalidInput("target", "'uniform' or points [M, d] on a box", "'pool' (there is no pool)")
-            pick = torch.randperm(len(space), generator=gen)[: self.num_targets]
+                raise InvalidInput("reference_points", "'uniform' or points [M, d] on a box", "'pool' (there is no pool)")
+            pick = torch.randperm(len(space), generator=gen)[: self.n_reference]
             return space.X[pick.to(space.X.device)]
-        return Box(space.bounds[0], space.bounds[1]).sample(self.num_targets, seed=self.seed, method="uniform")
+        return Box(space.bounds[0], space.bounds[1]).sample(self.n_reference, seed=self.seed, method="uniform")
 
     def for_space(self, space: Pool | Box) -> "EPIG":
-        bound = EPIG(self.target, self.num_targets, self.target_posterior, self.weights, self.seed)
-        bound._X_target = self.target_points(space)
+        bound = copy.copy(self)
+        bound._X_target, bound._surrogate = self.target_points(space), None
         return bound
 
     def bind(self, surrogate) -> "EPIG":
         """This acquisition with the surrogate's posterior at the targets."""
         if self._X_target is None or surrogate is None:
             return self
-        bound = EPIG(self.target, self.num_targets, None, self.weights, self.seed)
-        bound._X_target, bound._surrogate = self._X_target, surrogate
+        bound = copy.copy(self)
+        bound._surrogate = surrogate
         with torch.no_grad():
             bound.target_posterior = surrogate.posterior(self._X_target)
         return bound
@@ -160,7 +169,7 @@ class EPIG(Acquisition):
         noise = _noise(post.noise_variance, m, f)
         gc = g - g.mean(0, keepdim=True)
         tvar = gc.pow(2).sum(0) / max(K - 1, 1)  # [M, m]
-        w = output_weights(self.weights, m, f)
+        w = output_weights(self.output_weights, m, f)
         out = torch.empty(N, dtype=f.dtype, device=f.device)
         for s in row_chunks(N, 3.0 * g.shape[1] * m * f.element_size() + K * m * f.element_size()):
             fc = f[:, s] - f[:, s].mean(0, keepdim=True)
@@ -172,7 +181,7 @@ class EPIG(Acquisition):
     def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
         if self._X_target is None:
             raise InvalidInput("EPIG", "target points (call for_space(pool) first)", "none")
-        return _GaussianEPIGScorer(surrogate, X, self._X_target, noise, output_weights(self.weights, noise.numel(), mean))
+        return _GaussianEPIGScorer(surrogate, X, self._X_target, noise, output_weights(self.output_weights, noise.numel(), mean))
 
 
 def _noise(noise_variance, m: int, like: torch.Tensor) -> torch.Tensor:
@@ -192,7 +201,7 @@ class _GaussianEPIGScorer:
     def __init__(self, surrogate, X: torch.Tensor, R: torch.Tensor, noise: torch.Tensor, out_w: torch.Tensor):
         m, M, N = noise.numel(), R.shape[0], X.shape[0]
         if 8.0 * m * M * N > 4 * get_memory_budget():
-            raise InvalidInput("num_targets", f"fewer targets: a [{m}, {M}, {N}] cross-covariance exceeds 4x the memory budget",
+            raise InvalidInput("n_reference", f"fewer targets: a [{m}, {M}, {N}] cross-covariance exceeds 4x the memory budget",
                                str(M))
         block = surrogate.reference_blocks(R)
         with torch.no_grad():

@@ -16,6 +16,7 @@ import torch
 
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ._samples import class_probabilities, entropy_of_mean, row_chunks
+from ..validation import renamed
 from .base import Acquisition, output_weights
 
 __all__ = ["Random", "MaxVariance", "Entropy", "Margin", "LeastConfidence", "VariationRatios"]
@@ -39,7 +40,8 @@ class Random(Acquisition):
 
 
 class MaxVariance(Acquisition):
-    """Uncertainty sampling: the posterior variance of f, summed over outputs with ``weights``.
+    """Uncertainty sampling: the posterior variance of f, summed over outputs with ``output_weights``
+    (``[m]``, ones by default; ``weights`` is its deprecated name).
 
     With greedy conditioning over a pool (the default for q > 1), each next point maximises the
     variance left after the points already chosen are observed, which avoids picking q
@@ -48,12 +50,12 @@ class MaxVariance(Acquisition):
 
     name = "max-variance"
 
-    def __init__(self, weights=None):
-        self.weights = weights
+    def __init__(self, output_weights=None, *, weights=None):
+        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         var = posterior.variance  # [..., N, m]
-        return (var * output_weights(self.weights, var.shape[-1], var)).sum(-1)
+        return (var * output_weights(self.output_weights, var.shape[-1], var)).sum(-1)
 
 
 class _ClassificationScore(Acquisition):

@@ -9,7 +9,7 @@ import torch
 from ..errors import InvalidInput
 from ..settings import get_memory_budget, stream_rows
 from ..spaces import Box, Pool
-from ..validation import as_tensor, check_X
+from ..validation import as_tensor, check_X, renamed
 from .base import Acquisition, output_weights
 
 __all__ = ["IntegratedVarianceReduction", "EVGP"]
@@ -28,11 +28,11 @@ class IntegratedVarianceReduction(Acquisition):
     high-dimensional box.
 
     Args:
-        reference: ``"auto"`` (the pool for pool problems, else uniform), ``"uniform"``
+        reference_points: ``"auto"`` (the pool for pool problems, else uniform), ``"uniform"``
             (scrambled Sobol points in the space's box), ``"pool"`` (the pool's candidates,
-            labelled ones included), or points ``[M, d]``.
-        weights: ``[M]`` non-negative weights of user reference points (uniform by default);
-            normalised to sum to one.
+            labelled ones included), or points ``[M, d]`` (deprecated name: ``reference``).
+        reference_weights: ``[M]`` non-negative weights of user reference points (uniform by
+            default); normalised to sum to one (deprecated name: ``weights``).
         n_reference: number of reference points drawn for ``"uniform"``, and the size of the
             random subset of a larger pool for ``"pool"``.
         output_weights: ``[m]`` weights of the outputs' variances.
@@ -47,33 +47,39 @@ class IntegratedVarianceReduction(Acquisition):
     name = "integrated-variance"
     joint = True
     scores_from_marginals = False
+    #: the reference set when none is given
+    default_reference = "auto"
 
-    def __init__(self, reference: str | Any = "auto", weights: Any = None, n_reference: int = 2048,
-                 output_weights: Any = None, seed: int = 0):
+    def __init__(self, reference_points: str | Any = None, reference_weights: Any = None, n_reference: int = 2048,
+                 output_weights: Any = None, seed: int = 0, *, reference: str | Any = None, weights: Any = None):
+        owner = type(self).__name__
+        reference = renamed(reference_points, reference, "reference_points", "reference", owner)
+        reference = self.default_reference if reference is None else reference
         if isinstance(reference, str) and reference not in ("auto", "uniform", "pool"):
-            raise InvalidInput("reference", "'auto', 'uniform', 'pool' or points [M, d]", repr(reference))
-        self.reference, self.n_reference, self.seed = reference, int(n_reference), seed
-        self.weights, self.output_weights = weights, output_weights
+            raise InvalidInput("reference_points", "'auto', 'uniform', 'pool' or points [M, d]", repr(reference))
+        self.reference_points, self.n_reference, self.seed = reference, int(n_reference), seed
+        self.reference_weights = renamed(reference_weights, weights, "reference_weights", "weights", owner)
+        self.output_weights = output_weights
         self._bound: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __repr__(self) -> str:
-        ref = self.reference if isinstance(self.reference, str) else f"{len(self.reference)} points"
-        return f"{type(self).__name__}(reference={ref!r})"
+        ref = self.reference_points if isinstance(self.reference_points, str) else f"{len(self.reference_points)} points"
+        return f"{type(self).__name__}(reference_points={ref!r})"
 
     # -- the reference set ----------------------------------------------------------------------
     def reference_set(self, space: Pool | Box) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference points ``[M, d]`` and weights ``[M]`` (summing to one) for ``space``."""
         if self._bound is not None:
             return self._bound
-        kind = self.reference
+        kind = self.reference_points
         if not isinstance(kind, str):
-            R = check_X(kind, "reference", dim=space.dim)
-            if self.weights is None:
+            R = check_X(kind, "reference_points", dim=space.dim)
+            if self.reference_weights is None:
                 w = torch.full((R.shape[0],), 1.0 / R.shape[0], dtype=R.dtype)
             else:
-                w = as_tensor(self.weights, "weights").reshape(-1)
+                w = as_tensor(self.reference_weights, "reference_weights").reshape(-1)
                 if w.numel() != R.shape[0] or bool((w < 0).any()) or not float(w.sum()) > 0:
-                    raise InvalidInput("weights", f"{R.shape[0]} non-negative weights, not all zero",
+                    raise InvalidInput("reference_weights", f"{R.shape[0]} non-negative weights, not all zero",
                                        f"{w.numel()} weights summing to {float(w.sum()):.3g}")
                 w = w / w.sum()
             return R, w
@@ -81,7 +87,7 @@ class IntegratedVarianceReduction(Acquisition):
             kind = "pool" if isinstance(space, Pool) else "uniform"
         if kind == "pool":
             if not isinstance(space, Pool):
-                raise InvalidInput("reference", "'uniform' or points on a box", "'pool' (there is no pool)")
+                raise InvalidInput("reference_points", "'uniform' or points on a box", "'pool' (there is no pool)")
             R = space.X
             if R.shape[0] > self.n_reference:
                 gen = torch.Generator().manual_seed(self.seed)
@@ -135,15 +141,18 @@ class EVGP(IntegratedVarianceReduction):
     Args:
         kernel: the selection kernel, or None for the learner's surrogate.
         noise: the selection GP's noise variance (its regulariser).
-        reference, n_reference, output_weights, seed: as for IntegratedVarianceReduction
-            (reference defaults to the pool).
+        reference_points, n_reference, output_weights, seed: as for IntegratedVarianceReduction
+            (the reference set defaults to the pool).
     """
 
     name = "ev-gp"
 
-    def __init__(self, kernel: Any = None, noise: float = 1e-2, reference: str | Any = "pool",
-                 n_reference: int = 2048, output_weights: Any = None, seed: int = 0):
-        super().__init__(reference=reference, n_reference=n_reference, output_weights=output_weights, seed=seed)
+    default_reference = "pool"
+
+    def __init__(self, kernel: Any = None, noise: float = 1e-2, reference_points: str | Any = None,
+                 n_reference: int = 2048, output_weights: Any = None, seed: int = 0, *, reference: str | Any = None):
+        super().__init__(reference_points, n_reference=n_reference, output_weights=output_weights, seed=seed,
+                         reference=reference)
         self.kernel, self.noise = kernel, float(noise)
 
     def selection_model(self, X_train: torch.Tensor, surrogate):

@@ -88,7 +88,7 @@ class StochasticBatch:
 
     The seed of the selector makes the batch reproducible.
 
-    >>> learner = ActiveLearner(pool, acquisition="bald", selector=StochasticBatch("power", subset_size=10_000))
+    >>> learner = ActiveLearner(pool, acquisition="bald", selector=StochasticBatch(mode="power", subset_size=10_000))
     """
 
     name = "stochastic"
@@ -96,7 +96,8 @@ class StochasticBatch:
     def __init__(self, acquisition=None, mode: str = "power", temperature: float = 1.0,
                  subset_size: int | None = None):
         if isinstance(acquisition, str) and acquisition in STOCHASTIC_MODES:
-            acquisition, mode = None, acquisition  # StochasticBatch("softmax", ...)
+            raise InvalidInput("acquisition", f"an acquisition or None (pass mode={acquisition!r} by keyword)",
+                               repr(acquisition))
         if acquisition is not None:
             from ..acquisition import make_acquisition
 
