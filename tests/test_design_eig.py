@@ -86,7 +86,7 @@ def test_pce_never_exceeds_log_of_contrastive_count_plus_one():
 def test_ab_test_best_design_equals_the_analytic_best():
     model = ab_test_model()
     designs = torch.arange(101.0).unsqueeze(-1)
-    choice = select_design(model, designs, method="laplace", num_outer=20)
+    choice = select_design(model, designs, estimator="laplace", num_outer=20)
     analytic = model.eig(designs)
     assert int(choice.indices[0]) == int(torch.argmax(analytic)) == 50
     assert torch.allclose(choice.scores.value, analytic, atol=1e-9)
@@ -194,6 +194,21 @@ def test_bad_inputs_raise_invalid_input_naming_the_argument(linear_gaussian):
         laplace_eig(empirical, X)
     with pytest.raises(InvalidInput, match="model"):
         posterior_eig(empirical, X)
-    with pytest.raises(UnknownName, match="method"):
+    with pytest.raises(UnknownName, match="estimator"):
         estimate_eig(model, X, "bogus")
     assert pce_eig(empirical, X, num_outer=20, num_contrastive=20).value.shape == (4,)
+
+
+def test_estimator_keyword_names_and_unknown_options():
+    """One name for the EIG estimator argument everywhere (``estimator``); the old ``method`` still
+    works with a DeprecationWarning, and an option the estimator does not take is a clear error."""
+    from bayesal.design import LinearGaussianModel, estimate_eig
+
+    model = LinearGaussianModel(torch.zeros(2), torch.eye(2), noise_sd=0.5, design_shape=(1, 2))
+    designs = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])
+    new = estimate_eig(model, designs, estimator="laplace", num_outer=8, seed=0)
+    with pytest.warns(DeprecationWarning, match="estimator"):
+        old = estimate_eig(model, designs, method="laplace", num_outer=8, seed=0)
+    assert torch.equal(new.value, old.value)
+    with pytest.raises(InvalidInput, match="num_contrastiv"):
+        estimate_eig(model, designs, estimator="laplace", num_contrastiv=3)

@@ -46,8 +46,8 @@ def _joint_closed_form(angles):
 
 @pytest.mark.parametrize("objective", ["pce", "posterior", "marginal"])
 def test_gradient_ascent_finds_the_interior_optimum(angle_model, objective):
-    choice = optimize_design(angle_model, objective=objective, num_steps=100, num_restarts=3, seed=0,
-                             final_method="laplace", final_options={"num_outer": 10})
+    choice = optimize_design(angle_model, estimator=objective, num_steps=100, num_restarts=3, seed=0,
+                             final_estimator="laplace", final_options={"num_outer": 10})
     d = float(choice.designs[0, 0])
     assert abs(d - math.pi / 2) < 0.15, d
     best = 0.5 * math.log(5.0)
@@ -58,7 +58,7 @@ def test_gradient_ascent_finds_the_interior_optimum(angle_model, objective):
 
 def test_a_batch_optimised_jointly_beats_repeating_the_best_single_design(angle_model):
     choice = optimize_design(angle_model, q=2, num_steps=150, num_restarts=4, seed=0,
-                             final_method="laplace", final_options={"num_outer": 10})
+                             final_estimator="laplace", final_options={"num_outer": 10})
     assert choice.designs.shape == (2, 1)
     grid = torch.linspace(0.0, 3.0, 301, dtype=torch.float64)
     pairs = torch.cartesian_prod(grid, grid)
@@ -83,7 +83,7 @@ def test_score_function_gradient_on_discrete_observations():
 
 def test_greedy_batch_matches_a_brute_force_greedy_on_the_closed_form(angle_model):
     candidates = torch.linspace(0.0, 3.0, 13, dtype=torch.float64)
-    choice = select_design(angle_model, candidates, q=3, method="laplace", num_outer=10)
+    choice = select_design(angle_model, candidates, q=3, estimator="laplace", num_outer=10)
     chosen = []
     for _ in range(3):
         trials = torch.stack([candidates[chosen + [j]] for j in range(13)])
@@ -96,8 +96,8 @@ def test_greedy_batch_matches_a_brute_force_greedy_on_the_closed_form(angle_mode
 def test_batches_with_and_without_repeats():
     model = ab_test_model()
     candidates = torch.tensor([0.0, 50.0, 100.0])
-    repeats = select_design(model, candidates, q=2, method="laplace", num_outer=5)
-    distinct = select_design(model, candidates, q=2, method="laplace", num_outer=5, allow_repeats=False)
+    repeats = select_design(model, candidates, q=2, estimator="laplace", num_outer=5)
+    distinct = select_design(model, candidates, q=2, estimator="laplace", num_outer=5, allow_repeats=False)
     assert repeats.indices.tolist() == [1, 1]  # a second 50/50 split beats every other pair
     assert distinct.indices.tolist()[0] == 1 and len(set(distinct.indices.tolist())) == 2
     pairs = torch.tensor([[[a], [b]] for a, b in itertools.product([0.0, 50.0, 100.0], repeat=2)])
@@ -114,8 +114,8 @@ def test_same_seed_same_design(angle_model):
 
 
 def test_bad_inputs_raise_invalid_input_naming_the_argument(angle_model):
-    with pytest.raises(UnknownName, match="objective"):
-        optimize_design(angle_model, objective="laplace")
+    with pytest.raises(UnknownName, match="estimator"):
+        optimize_design(angle_model, estimator="laplace")
     with pytest.raises(InvalidInput, match="bounds"):
         optimize_design(angle_model, bounds=[[0.0, 0.0], [1.0, 1.0]])
     with pytest.raises(InvalidInput, match="bounds"):
@@ -128,8 +128,8 @@ def test_bad_inputs_raise_invalid_input_naming_the_argument(angle_model):
     with pytest.raises(InvalidInput, match="num_restarts"):
         optimize_design(angle_model, num_restarts=0)
     with pytest.raises(InvalidInput, match="guide"):
-        optimize_design(angle_model, objective="posterior", guide=GaussianPosteriorGuide(5, 1, 2), num_restarts=2)
+        optimize_design(angle_model, estimator="posterior", guide=GaussianPosteriorGuide(5, 1, 2), num_restarts=2)
     with pytest.raises(InvalidInput, match="candidates"):
         select_design(angle_model, torch.tensor([0.1, float("nan")]))
-    with pytest.raises(UnknownName, match="method"):
-        select_design(angle_model, torch.tensor([0.1]), method="bogus")
+    with pytest.raises(UnknownName, match="estimator"):
+        select_design(angle_model, torch.tensor([0.1]), estimator="bogus")

@@ -120,8 +120,8 @@ def test_continuous_sequential_design_stays_in_the_box():
 
 def test_bad_inputs_and_failures():
     model = PsychometricModel(trials=10)
-    with pytest.raises(InvalidInput, match="method"):
-        SequentialDesign(model, candidates=torch.linspace(-1, 1, 3), method="laplace")
+    with pytest.raises(InvalidInput, match="estimator"):
+        SequentialDesign(model, candidates=torch.linspace(-1, 1, 3), estimator="laplace")
     with pytest.raises(InvalidInput, match="inference"):
         SequentialDesign(model, candidates=torch.linspace(-1, 1, 3), inference="mcmc")
     unbounded = LinearGaussianModel(torch.zeros(2), PRIOR, 0.5, design_shape=(2, 2))

@@ -9,7 +9,7 @@ updates and ArviZ diagnostics.
 >>> from bayesal.design import ab_test_model, laplace_eig, select_design
 >>> model = ab_test_model()                                   # Foster et al. (2019) A/B test
 >>> eig = laplace_eig(model, torch.arange(101.)[:, None])    # EIGEstimate(value [101], stderr [101])
->>> select_design(model, torch.arange(101.)[:, None], method="laplace").designs
+>>> select_design(model, torch.arange(101.)[:, None], estimator="laplace").designs
 """
 
 from .eig import (

@@ -28,6 +28,7 @@ estimator                     what it is                                  bias
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -37,7 +38,7 @@ from torch import nn
 
 from ..errors import InvalidInput, UnknownName
 from ..settings import get_memory_budget
-from ..validation import check_count, describe
+from ..validation import check_count, describe, renamed
 from .model import DesignModel, Theta, seeded
 
 __all__ = [
@@ -652,8 +653,20 @@ ESTIMATORS: dict[str, Callable[..., EIGEstimate]] = {
 }
 
 
-def estimate_eig(model: DesignModel, designs: Any, method: str = "pce", **options) -> EIGEstimate:
-    """EIG of ``designs`` by the estimator named ``method`` (a key of :data:`ESTIMATORS`)."""
-    if method not in ESTIMATORS:
-        raise UnknownName("method", str(method), list(ESTIMATORS))
-    return ESTIMATORS[method](model, designs, **options)
+def estimate_eig(model: DesignModel, designs: Any, estimator: str = "pce", *, method: str | None = None,
+                 **options) -> EIGEstimate:
+    """EIG of ``designs`` by the estimator named ``estimator`` (a key of :data:`ESTIMATORS`;
+    ``method`` is its deprecated name); ``options`` go to that estimator, and one it does not
+    take is :class:`~bayesal.errors.InvalidInput` naming it."""
+    if method is not None:
+        estimator = renamed(None, method, "estimator", "method", "estimate_eig")
+    if estimator not in ESTIMATORS:
+        raise UnknownName("estimator", str(estimator), list(ESTIMATORS))
+    fn = ESTIMATORS[estimator]
+    accepted = inspect.signature(fn).parameters
+    unknown = sorted(k for k in options if k not in accepted)
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        known = sorted(k for k in accepted if k not in ("model", "designs"))
+        raise InvalidInput("options", f"options of the {estimator!r} estimator ({', '.join(known)})",
+                           ", ".join(unknown))
+    return fn(model, designs, **options)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInput, UnknownName
-from ..validation import as_tensor, check_count, describe
+from ..validation import as_tensor, check_count, describe, renamed
 from .eig import (
     ESTIMATORS,
     EIGEstimate,
@@ -70,21 +70,23 @@ def _check_model(model: Any) -> DesignModel:
     return model
 
 
-def _check_method(method: str) -> None:
-    if method not in ESTIMATORS:
-        raise UnknownName("method", str(method), list(ESTIMATORS))
+def _check_estimator(estimator: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise UnknownName("estimator", str(estimator), list(ESTIMATORS))
 
 
-def select_design(model: DesignModel, candidates: Any, q: int = 1, method: str = "pce",
-                  allow_repeats: bool = True, seed: int = 0, **options) -> DesignChoice:
+def select_design(model: DesignModel, candidates: Any, q: int = 1, estimator: str = "pce",
+                  allow_repeats: bool = True, seed: int = 0, *, method: str | None = None,
+                  **options) -> DesignChoice:
     """The candidate design(s) of highest EIG.
 
     Args:
         model: the design model.
         candidates: ``[N, *design_shape]`` candidate designs.
         q: batch size; q > 1 is built greedily on the joint EIG of the batch.
-        method: estimator name (``"pce"``, ``"nmc"``, ``"laplace"``, ``"posterior"``,
-            ``"marginal"``); ``options`` are passed to it (``num_outer=…``).
+        estimator: estimator name (``"pce"``, ``"nmc"``, ``"laplace"``, ``"posterior"``,
+            ``"marginal"``; ``method`` is its deprecated name); ``options`` are passed to it
+            (``num_outer=…``).
         allow_repeats: whether a batch may repeat a candidate (replicates are often optimal in
             experimental design, unlike in pool-based active learning).
         seed: the same seed gives the same choice.
@@ -97,13 +99,15 @@ def select_design(model: DesignModel, candidates: Any, q: int = 1, method: str =
     N = candidates.shape[0]
     q = check_count(q, "q", maximum=None if allow_repeats else N,
                     maximum_reason="without repeats, at most the number of candidates")
-    _check_method(method)
+    if method is not None:
+        estimator = renamed(None, method, "estimator", "method", "select_design")
+    _check_estimator(estimator)
     chosen: list[int] = []
     first = best = None
     for j in range(q):
         if j == 0:
             pool = torch.arange(N, device=candidates.device)
-            est = first = estimate_eig(model, candidates, method, seed=seed, **options)
+            est = first = estimate_eig(model, candidates, estimator, seed=seed, **options)
         else:
             pool = torch.arange(N, device=candidates.device)
             if not allow_repeats:
@@ -112,7 +116,7 @@ def select_design(model: DesignModel, candidates: Any, q: int = 1, method: str =
                 pool = pool[keep]
             prefix = candidates[chosen].unsqueeze(0).expand(pool.numel(), *candidates[chosen].shape)
             batches = torch.cat([prefix, candidates[pool].unsqueeze(1)], 1)  # [n, j+1, *ds]
-            est = estimate_eig(batch_model(model, j + 1), batches, method, seed=seed, **options)
+            est = estimate_eig(batch_model(model, j + 1), batches, estimator, seed=seed, **options)
         k = int(torch.argmax(est.value))
         chosen.append(int(pool[k]))
         best = EIGEstimate(est.value[k], est.stderr[k])
@@ -130,20 +134,21 @@ def _score_function(terms: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor:
     return terms + (g - baseline) * log_lik
 
 
-def optimize_design(model: DesignModel, bounds: Any = None, q: int = 1, objective: str = "pce",
+def optimize_design(model: DesignModel, bounds: Any = None, q: int = 1, estimator: str = "pce",
                     num_restarts: int = 8, num_steps: int = 300, lr: float = 0.02, num_outer: int = 64,
                     num_contrastive: int = 127, guide: torch.nn.Module | None = None, guide_lr: float = 1e-2,
-                    final_method: str = "pce", final_options: dict | None = None,
-                    seed: int = 0) -> DesignChoice:
+                    final_estimator: str = "pce", final_options: dict | None = None,
+                    seed: int = 0, *, objective: str | None = None, final_method: str | None = None) -> DesignChoice:
     """Maximise an EIG bound over a box of designs by stochastic gradient ascent.
 
     Args:
         model: the design model.
         bounds: ``[2, *design_shape]`` (default: ``model.bounds``).
         q: number of designs chosen jointly (optimised on the joint EIG of the batch).
-        objective: ``"pce"`` (lower bound; ``num_contrastive`` = L), ``"posterior"`` (Barber–
-            Agakov lower bound, guide trained jointly) or ``"marginal"`` (upper bound: the guide
-            descends it while the designs ascend it).
+        estimator: the differentiable bound climbed: ``"pce"`` (lower bound; ``num_contrastive``
+            = L), ``"posterior"`` (Barber–Agakov lower bound, guide trained jointly) or
+            ``"marginal"`` (upper bound: the guide descends it while the designs ascend it);
+            ``objective`` is its deprecated name.
         num_restarts: designs optimised in parallel from uniform random starts.
         num_steps, lr: Adam steps and step size on the designs rescaled to the unit box
             (projected back into the box after each step).
@@ -152,17 +157,23 @@ def optimize_design(model: DesignModel, bounds: Any = None, q: int = 1, objectiv
             Gaussian guide of :mod:`bayesal.design.eig`). A guide with ``fit_moments`` (the
             Gaussian ones) is refitted in closed form to each step's draws; any other guide is
             trained by Adam (``guide_lr``) jointly with the designs (Foster et al. 2020, §4).
-        final_method, final_options: the estimator that scores the restarts' final designs
-            (default PCE with 1000 outer and 1000 contrastive draws); the best one is returned.
+        final_estimator, final_options: the estimator that scores the restarts' final designs
+            (default PCE with 1000 outer and 1000 contrastive draws); the best one is returned
+            (``final_method`` is the deprecated name of ``final_estimator``).
         seed: the same seed gives the same designs.
 
     Returns: :class:`DesignChoice` with ``designs [q, *design_shape]`` and the restarts' final
     EIG in ``scores``.
     """
     model = _check_model(model)
+    if objective is not None:
+        estimator = renamed(None, objective, "estimator", "objective", "optimize_design")
+    if final_method is not None:
+        final_estimator = renamed(None, final_method, "final_estimator", "final_method", "optimize_design")
+    objective = estimator
     if objective not in OBJECTIVES:
-        raise UnknownName("objective", str(objective), list(OBJECTIVES))
-    _check_method(final_method)
+        raise UnknownName("estimator", str(objective), list(OBJECTIVES))
+    _check_estimator(final_estimator)
     q = check_count(q, "q")
     R = check_count(num_restarts, "num_restarts")
     num_steps = check_count(num_steps, "num_steps", minimum=0)
@@ -246,9 +257,9 @@ def optimize_design(model: DesignModel, bounds: Any = None, q: int = 1, objectiv
                 x.clamp_(0.0, 1.0)
             history.append(float(terms.detach().mean()))
     final = (lo + span * x).detach()
-    options = {"num_outer": 1000, "num_contrastive": 1000} if final_method == "pce" else {}
+    options = {"num_outer": 1000, "num_contrastive": 1000} if final_estimator == "pce" else {}
     options.update(final_options or {})
-    scores = estimate_eig(bm, final, final_method, seed=seed, **options)
+    scores = estimate_eig(bm, final, final_estimator, seed=seed, **options)
     k = int(torch.argmax(scores.value))
     designs = final[k] if q > 1 else final[k].unsqueeze(0)
     return DesignChoice(designs, EIGEstimate(scores.value[k], scores.stderr[k]), None, scores, history)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInput, OracleFailed
-from ..validation import as_tensor, check_count, describe
+from ..validation import as_tensor, check_count, describe, renamed
 from .model import DesignModel, Theta, seeded
 from .optimize import DesignChoice, optimize_design, select_design
 
@@ -179,7 +179,7 @@ class SequentialDesign:
         model: the design model (with a prior density).
         candidates: ``[N, *design_shape]`` a finite set of designs, or None to optimise over
             ``bounds`` (default ``model.bounds``) with :func:`~bayesal.design.optimize_design`.
-        method: EIG estimator for a finite set (``"pce"``, ``"nmc"``, ``"marginal"``: the
+        estimator: EIG estimator for a finite set (``"pce"``, ``"nmc"``, ``"marginal"``: the
             posterior is represented by samples, so no estimator that needs a prior density);
             ``eig_options`` go to it.
         optimize_options: options of :func:`~bayesal.design.optimize_design` (box only).
@@ -197,16 +197,18 @@ class SequentialDesign:
     >>> seq.summary()          # ArviZ summary: mean, sd, hdi, ess_bulk, r_hat
     """
 
-    def __init__(self, model: DesignModel, candidates: Any = None, bounds: Any = None, method: str = "pce",
+    def __init__(self, model: DesignModel, candidates: Any = None, bounds: Any = None, estimator: str = "pce",
                  eig_options: dict | None = None, optimize_options: dict | None = None,
                  inference: str = "importance", num_posterior_samples: int = 2000, num_proposal: int = 20000,
-                 nuts_options: dict | None = None, seed: int = 0):
+                 nuts_options: dict | None = None, seed: int = 0, *, method: str | None = None):
         if not isinstance(model, DesignModel):
             raise InvalidInput("model", "a bayesal.design.DesignModel", describe(model))
         model._require_density("sequential design")
-        if method not in _SAMPLING_METHODS:
-            raise InvalidInput("method", "one of " + ", ".join(_SAMPLING_METHODS) +
-                               " (the posterior is a set of samples, with no density)", repr(method))
+        if method is not None:
+            estimator = renamed(None, method, "estimator", "method", "SequentialDesign")
+        if estimator not in _SAMPLING_METHODS:
+            raise InvalidInput("estimator", "one of " + ", ".join(_SAMPLING_METHODS) +
+                               " (the posterior is a set of samples, with no density)", repr(estimator))
         if inference not in INFERENCE:
             raise InvalidInput("inference", "one of " + ", ".join(INFERENCE), repr(inference))
         self.model = model
@@ -214,7 +216,7 @@ class SequentialDesign:
         if self.candidates is None and bounds is None and model.bounds is None:
             raise InvalidInput("candidates", "a candidate set, or bounds for a continuous search", "neither")
         self.bounds = bounds
-        self.method = method
+        self.estimator = estimator
         self.eig_options = dict(eig_options or {})
         self.optimize_options = dict(optimize_options or {})
         self.inference = inference
@@ -267,9 +269,9 @@ class SequentialDesign:
         round_seed = self.seed + 7919 * (self.num_rounds + 1)
         model = self.current_model()
         if self.candidates is not None:
-            choice = select_design(model, self.candidates, 1, self.method, seed=round_seed, **self.eig_options)
+            choice = select_design(model, self.candidates, 1, self.estimator, seed=round_seed, **self.eig_options)
         else:
-            opts = {"final_method": self.method, "final_options": self.eig_options or None}
+            opts = {"final_estimator": self.estimator, "final_options": self.eig_options or None}
             opts.update(self.optimize_options)
             choice = optimize_design(model, self.bounds, seed=round_seed, **opts)
         self._pending = choice
@@ -376,4 +378,4 @@ class SequentialDesign:
         return out
 
     def __repr__(self) -> str:
-        return f"SequentialDesign(rounds={self.num_rounds}, inference={self.inference!r}, method={self.method!r})"
+        return f"SequentialDesign(rounds={self.num_rounds}, inference={self.inference!r}, estimator={self.estimator!r})"

@@ -35,7 +35,7 @@ from ..errors import InvalidInput, NotFitted
 from ..validation import as_tensor, check_count, check_X, check_y
 from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate, ConditionedSurrogate
-from .sparse import _SVGP
+from .sparse import BatchedSVGP
 
 __all__ = ["DeepKernelGP"]
 
@@ -186,7 +186,7 @@ class DeepKernelGP(AlgebraSurrogate):
         with torch.no_grad():
             start = train[torch.randperm(train.numel(), generator=gen)[: self.num_inducing].to(U.device)]
             Z = net(U[start])
-        gp = _SVGP(Z.unsqueeze(0).clone())
+        gp = BatchedSVGP(Z.unsqueeze(0).clone())
         if self.kernel == "rbf":
             gp.covar_module = ScaleKernel(RBFKernel(ard_num_dims=self.feature_dim, batch_shape=torch.Size([1])),
                                           batch_shape=torch.Size([1]))

@@ -24,13 +24,19 @@ from ..settings import stream_rows
 from .algebra import ExactGaussianAlgebra, robust_cholesky
 from .base import AlgebraSurrogate, ConditionedSurrogate
 
-__all__ = ["SparseGP"]
+__all__ = ["SparseGP", "BatchedSVGP"]
 
 
-class _SVGP(ApproximateGP):
-    """m independent SVGPs batched along a leading output axis."""
+class BatchedSVGP(ApproximateGP):
+    """m independent whitened SVGPs (Hensman, Matthews & Ghahramani 2015) batched along a leading
+    output axis: constant mean, Matérn-5/2 ARD kernel, Cholesky variational distribution. The
+    GPyTorch module behind :class:`SparseGP` and the variational :class:`~bayesal.models.DeepKernelGP`.
 
-    def __init__(self, inducing: torch.Tensor):  # inducing: [m, M, d]
+    Args:
+        inducing: initial inducing inputs ``[m, M, d]`` (learned).
+    """
+
+    def __init__(self, inducing: torch.Tensor):
         m, M, d = inducing.shape
         batch = torch.Size([m])
         strategy = VariationalStrategy(self, inducing, CholeskyVariationalDistribution(M, batch_shape=batch),
@@ -40,6 +46,7 @@ class _SVGP(ApproximateGP):
         self.covar_module = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=d, batch_shape=batch), batch_shape=batch)
 
     def forward(self, x):
+        """The prior ``MultivariateNormal`` of f at ``x: [m, N, d]``."""
         return MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
 
@@ -105,7 +112,7 @@ class SparseGP(AlgebraSurrogate):
             raise InvalidInput("holdout", "a fraction in [0, 0.5)", str(holdout))
         self.lr, self.holdout, self.patience, self.max_seconds = float(lr), float(holdout), int(patience), max_seconds
         self.seed, self.verbose = int(seed), verbose
-        self.model: _SVGP | None = None
+        self.model: BatchedSVGP | None = None
         self.likelihood: GaussianLikelihood | None = None
         self._fitted, self._cache = False, None
         self.history: list[dict[str, float]] = []
@@ -143,7 +150,7 @@ class SparseGP(AlgebraSurrogate):
         M = min(self.num_inducing, train.numel())
         start = time.perf_counter()
         inducing = self._initial_inducing(U[train], M, gen)
-        model = _SVGP(inducing.unsqueeze(0).repeat(m, 1, 1).clone()).to(X)
+        model = BatchedSVGP(inducing.unsqueeze(0).repeat(m, 1, 1).clone()).to(X)
         likelihood = GaussianLikelihood(batch_shape=torch.Size([m])).to(X)
         self.history = [{"inducing_s": time.perf_counter() - start}]
         if elbo_mode:
