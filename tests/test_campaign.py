@@ -1,10 +1,9 @@
 """Stored campaigns: resume, failing oracles, timeouts, retries, process pools, asynchronous mode."""
 
-import numpy as np
 import pytest
 import torch
 
-from bayesal import ActiveLearner, Campaign, CampaignStore, InvalidInput, OracleFailed, Pool, StoreError, run_campaign
+from bayesal import ActiveLearner, Campaign, InvalidInput, OracleFailed, Pool, StoreError, run_campaign
 from bayesal.loop import ProcessExecutor
 from bayesal.problems.analytic import forrester
 

@@ -1,6 +1,5 @@
 """benchmarks/learning_curves.py: the summary arithmetic on hand-made curves, and one tiny real unit."""
 
-import importlib.util
 import json
 import math
 import sys

@@ -1,6 +1,5 @@
 """Co-kriging and BoTorch's multi-fidelity GP as bayesal surrogates."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """Selectors: greedy conditioning against brute force, chunking invariance, box constraints."""
 
-import itertools
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Every notebook in tutorials/ runs top to bottom (in its small mode)."""
 
-import os
 from pathlib import Path
 
 import pytest

@@ -103,7 +103,6 @@ class EPIG(Acquisition):
         self.output_weights = renamed(output_weights, weights, "output_weights", "weights", "EPIG")
         self.target_posterior = target_posterior
         self._X_target: torch.Tensor | None = None
-        self._surrogate = None
 
     def __repr__(self) -> str:
         ref = self.reference_points
@@ -131,7 +130,7 @@ class EPIG(Acquisition):
 
     def for_space(self, space: Pool | Box) -> "EPIG":
         bound = copy.copy(self)
-        bound._X_target, bound._surrogate = self.target_points(space), None
+        bound._X_target = self.target_points(space)
         return bound
 
     def bind(self, surrogate) -> "EPIG":
@@ -139,7 +138,6 @@ class EPIG(Acquisition):
         if self._X_target is None or surrogate is None:
             return self
         bound = copy.copy(self)
-        bound._surrogate = surrogate
         with torch.no_grad():
             bound.target_posterior = surrogate.posterior(self._X_target)
         return bound

@@ -52,11 +52,6 @@ class GreedyConditioning:
         self.updates: list[torch.Tensor] = []
         self.taken = torch.zeros(self.var.shape[0], dtype=torch.bool, device=self.var.device)
 
-    @property
-    def num_candidates(self) -> int:
-        """N."""
-        return self.var.shape[0]
-
     def _noise_at(self, j: int) -> torch.Tensor:
         return self.noise[j] if self.noise.dim() == 2 else self.noise
 
