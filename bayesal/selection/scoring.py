@@ -27,11 +27,12 @@ def default_bytes_per_row(surrogate, dim: int) -> float:
     return float(declared) if declared is not None else 8.0 * (dim + 64)
 
 
-def score_points(surrogate, acquisition, X: torch.Tensor, generator: torch.Generator | None = None,
-                 chunk_size: int | None = None) -> torch.Tensor:
+def score_points(surrogate, acquisition, X: torch.Tensor, rows: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, chunk_size: int | None = None) -> torch.Tensor:
     """Single-point scores ``[N]`` (float64, on the CPU; NaN mapped to −inf) of the points
-    ``X: [N, d]``, for an acquisition already prepared for the space and the surrogate
-    (:func:`bayesal.selection.base.prepare`).
+    ``X: [N, d]`` — or of the rows ``X[rows]`` when ``rows: [N]`` is given, gathered chunk by
+    chunk so that a large pool is never copied whole — for an acquisition already prepared for
+    the space and the surrogate (:func:`bayesal.selection.base.prepare`).
 
     * model-free acquisitions (Random) score an :class:`~bayesal.posteriors.EmptyPosterior`
       with ``generator``;
@@ -40,19 +41,22 @@ def score_points(surrogate, acquisition, X: torch.Tensor, generator: torch.Gener
       step of their greedy scorer, over the whole set at once (its reference blocks are
       themselves chunked).
     """
-    N = X.shape[0]
+    N = X.shape[0] if rows is None else rows.numel()
     if not acquisition.needs_posterior:
         s = acquisition.score(EmptyPosterior(N), generator=generator)
         return torch.nan_to_num(s.detach().to("cpu", torch.float64), nan=-math.inf)
+    if rows is not None:
+        rows = rows.to(X.device)
     if not acquisition.scores_from_marginals:
-        post = surrogate.posterior(X)
-        scorer = acquisition.greedy_scorer(surrogate, X, post.mean, noise_of(post))
+        Xs = X if rows is None else X[rows]
+        post = surrogate.posterior(Xs)
+        scorer = acquisition.greedy_scorer(surrogate, Xs, post.mean, noise_of(post))
         s = scorer.scores(post.variance)
         return torch.nan_to_num(s.detach().to("cpu", torch.float64), nan=-math.inf)
     step = chunk_size or rows_per_chunk(default_bytes_per_row(surrogate, X.shape[-1]))
     out = torch.empty(N, dtype=torch.float64)
     for start in range(0, N, step):
-        post = surrogate.posterior(X[start:start + step])
-        out[start:start + step] = acquisition.score(post, generator=generator).detach().to("cpu", torch.float64)
+        Xc = X[start:start + step] if rows is None else X[rows[start:start + step]]
+        out[start:start + step] = acquisition.score(surrogate.posterior(Xc), generator=generator).detach().to(
+            "cpu", torch.float64)
     return torch.nan_to_num(out, nan=-math.inf)
-

@@ -144,8 +144,7 @@ class StochasticBatch:
                 raise InvalidInput("subset_size", f"at least q = {q}", str(self.subset_size))
             pick = torch.randperm(candidates.numel(), generator=gen)[: self.subset_size]
             candidates = candidates[torch.sort(pick).values]
-        scores = score_points(surrogate, acquisition, pool.X[candidates.to(pool.X.device)], generator=gen,
-                              chunk_size=chunk_size)
+        scores = score_points(surrogate, acquisition, pool.X, rows=candidates, generator=gen, chunk_size=chunk_size)
         positions = self.sample(scores, q, generator=gen)
         return from_pool(pool, candidates[positions], scores[positions])
 

@@ -30,7 +30,7 @@ def select_topk(surrogate, acquisition, pool, q: int, seed: int | None = None,
     pool.check_batch_size(q)
     acquisition = prepare(acquisition, pool, surrogate)
     idx = pool.available.cpu()
-    scores = score_points(surrogate, acquisition, pool.X[idx.to(pool.X.device)], generator=make_generator(seed),
+    scores = score_points(surrogate, acquisition, pool.X, rows=idx, generator=make_generator(seed),
                           chunk_size=chunk_size)
     best, chosen = topk_of(scores, idx, q)
     return from_pool(pool, chosen, best)
