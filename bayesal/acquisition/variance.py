@@ -207,9 +207,7 @@ class _ReferenceScorer:
         """``vecᵀ C_0``: ``[m, M] -> [m, N]``."""
         if self.stored:
             return (vec.unsqueeze(-2) @ self.C0).squeeze(-2)
-        times = getattr(self.block, "times", None)
-        if times is None:
-            times = lambda v, Xc: (v.unsqueeze(-2) @ self.block(Xc)).squeeze(-2)  # noqa: E731
+        times = self.block.times
         out = self.X.new_empty(vec.shape[0], self.X.shape[0])
         for s in range(0, self.X.shape[0], self.step):
             Xc = self.X[s:s + self.step]

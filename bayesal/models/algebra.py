@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from ..settings import get_memory_budget, stream_rows
+from .base import CrossBlocks
 
 __all__ = ["ExactGaussianAlgebra", "robust_cholesky"]
 
@@ -217,7 +218,7 @@ class ExactGaussianAlgebra:
         return cov * self.scale.reshape(-1, 1, 1)
 
 
-class ReferenceBlocks:
+class ReferenceBlocks(CrossBlocks):
     """Cross-covariance blocks ``Σ(R, Xc) = k(R, Xc) − Pᵀ k(X_train, Xc)`` between fixed
     reference points ``R: [M, d]`` and chunks of candidates, with ``P = L⁻ᵀ D W(R)  [m, n, M]``
     computed once, so that no triangular solve runs over the candidates.

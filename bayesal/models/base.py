@@ -10,7 +10,7 @@ import torch
 from ..errors import Unsupported
 from ..posteriors import GaussianPosterior, SamplePosterior
 
-__all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceColumns"]
+__all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceColumns", "CrossBlocks"]
 
 
 class Surrogate(ABC):
@@ -92,10 +92,10 @@ class Surrogate(ABC):
         """Columns ``j -> Σ(X, X[j]) [m, N]`` of the posterior covariance over ``X: [N, d]``."""
         return CovarianceColumns(self, X)
 
-    def reference_blocks(self, R: torch.Tensor):
-        """``Xc -> Σ(R, Xc)  [m, M, c]``: cross-covariance between fixed reference points
+    def reference_blocks(self, R: torch.Tensor) -> "CrossBlocks":
+        """:class:`CrossBlocks` of the cross-covariance between fixed reference points
         ``R: [M, d]`` and chunks of candidates (integrated-variance selection)."""
-        return lambda Xc: self.covariance(R, Xc)
+        return CrossBlocks(lambda Xc: self.covariance(R, Xc))
 
     def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Differentiable ``[b, m, M, q]`` cross-covariance between ``R: [M, d]`` and batches
@@ -113,6 +113,28 @@ class Surrogate(ABC):
     def is_fitted(self) -> bool:
         """Whether :meth:`fit` has been called (posteriors need a fitted surrogate)."""
         return bool(self.__dict__.get("_fitted", False))
+
+
+class CrossBlocks:
+    """Cross-covariance blocks between fixed reference points R and chunks of candidates.
+
+    ``blocks(Xc)`` is ``Σ(R, Xc)  [m, M, c]``; ``blocks.times(vec, Xc)`` is ``vecᵀ Σ(R, Xc)``,
+    ``[m, M] -> [m, c]``. This generic version forms the block; surrogates with structure
+    override :meth:`times` to avoid it (:class:`~bayesal.models.algebra.ReferenceBlocks`).
+
+    Args:
+        block: ``Xc -> Σ(R, Xc)  [m, M, c]``.
+    """
+
+    def __init__(self, block=None):
+        self._block = block
+
+    def __call__(self, Xc: torch.Tensor) -> torch.Tensor:
+        return self._block(Xc)
+
+    def times(self, vec: torch.Tensor, Xc: torch.Tensor) -> torch.Tensor:
+        """``vecᵀ Σ(R, Xc)``: ``vec: [m, M]`` -> ``[m, c]``."""
+        return (vec.unsqueeze(-2) @ self(Xc)).squeeze(-2)
 
 
 class CovarianceColumns:

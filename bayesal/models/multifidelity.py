@@ -25,7 +25,7 @@ from ..errors import InvalidInput, NotFitted
 from ..posteriors import GaussianPosterior
 from ..validation import as_tensor, check_X, check_y
 from .algebra import ExactGaussianAlgebra, robust_cholesky
-from .base import AlgebraSurrogate
+from .base import AlgebraSurrogate, CrossBlocks
 from .gp import ExactGP, fit_exact_model
 
 __all__ = ["MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "augment"]
@@ -123,7 +123,7 @@ class TargetFidelity(AlgebraSurrogate):
 
     def reference_blocks(self, R: torch.Tensor):
         block = self._algebra().reference_blocks(self._check_points(R, "reference points"))
-        return lambda Xc: block(self.base._check_points_batched(augment(Xc, self.level)))
+        return CrossBlocks(lambda Xc: block(self.base._check_points_batched(augment(Xc, self.level))))
 
     def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return self._algebra().reference_cross(self._check_points(R.to(X), "reference points"),
