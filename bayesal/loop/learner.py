@@ -172,6 +172,10 @@ class ActiveLearner:
                 if X is None:
                     raise InvalidInput("indices", "pool indices when X is None", "None")
                 idx = pool.index_of(X)
+            elif self.multi_fidelity:  # a row may come at several levels: the pairs must be distinct
+                raw = torch.as_tensor(indices).reshape(-1)
+                check_indices(raw.unique(), "indices", len(pool))  # integers in range
+                idx = raw.long().cpu()
             else:
                 idx = check_indices(indices, "indices", len(pool))
             X = pool.X[idx.to(pool.X.device)]
@@ -183,6 +187,8 @@ class ActiveLearner:
             if fidelity is None:
                 raise InvalidInput("fidelity", "the levels [k] of the labels (multi-fidelity learner)", "None")
             f = check_fidelity(fidelity, X.shape[0], self.num_fidelities)
+            if idx is not None and torch.unique(idx * self.num_fidelities + f).numel() != idx.numel():
+                raise InvalidInput("indices", "distinct (row, fidelity) pairs", "a pair repeated")
             if idx is not None and bool(self._told[idx, f].any()):
                 raise InvalidInput("indices", "candidates not labelled yet at that fidelity",
                                    f"already labelled {idx[self._told[idx, f]].tolist()[:10]}")
