@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
+from bayesal.acquisition.multifidelity import (
+    MultiFidelityInformation,
+    MultiFidelityVarianceReduction,
+)
 from bayesal.models.multifidelity import BoTorchMultiFidelityGP, CoKriging, augment
 from bayesal.spaces import Box
 

@@ -104,6 +104,7 @@ class Acquisition:
 
 
 def require_gaussian(acquisition: Acquisition, posterior) -> GaussianPosterior:
+    """``posterior`` if it is a GaussianPosterior, else InvalidInput naming the acquisition."""
     if not isinstance(posterior, GaussianPosterior):
         raise InvalidInput(
             "posterior", f"a GaussianPosterior for {type(acquisition).__name__}", type(posterior).__name__

@@ -40,10 +40,10 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInput, Unsupported
+from ..selection.base import Selection
 from ..settings import get_memory_budget
 from ..spaces import Box, Pool
 from ..validation import check_X
-from ..selection.base import Selection
 from .base import Acquisition
 
 __all__ = ["MultiFidelitySelection", "MultiFidelityAcquisition", "MultiFidelityVarianceReduction",
