@@ -7,17 +7,8 @@ import torch
 
 from bayesal import ActiveLearner, MultiFidelityLearner, make_multifidelity_problem
 from bayesal.acquisition import IntegratedVarianceReduction, MaxVariance
-from bayesal.acquisition.cost import (
-    CallableCost,
-    ConstantCost,
-    CostAware,
-    FidelityCost,
-    as_cost_model,
-)
-from bayesal.acquisition.multifidelity import (
-    MultiFidelityInformation,
-    MultiFidelityVarianceReduction,
-)
+from bayesal.acquisition.cost import CallableCost, ConstantCost, CostAware, FidelityCost, as_cost_model
+from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
 from bayesal.errors import InvalidInput
 from bayesal.models.multifidelity import CoKriging, augment
 from bayesal.selection import noise_of, select_greedy

@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bayesal.acquisition.multifidelity import (
-    MultiFidelityInformation,
-    MultiFidelityVarianceReduction,
-)
+from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
 from bayesal.models.multifidelity import BoTorchMultiFidelityGP, CoKriging, augment
 from bayesal.spaces import Box
 

@@ -23,14 +23,7 @@ from ..selection import Selection, StochasticBatch, check_selector, select
 from ..selection.multifidelity import fidelity_candidates, select_augmented
 from ..selection.stochastic import split_selector
 from ..spaces import Box, Pool
-from ..validation import (
-    DEFAULT_DTYPE,
-    check_count,
-    check_indices,
-    check_X,
-    check_y,
-    describe,
-)
+from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_X, check_y, describe
 from .oracles import Oracle, as_oracle
 
 __all__ = ["ActiveLearner"]
