@@ -7,6 +7,7 @@ import warnings
 from ..errors import UnknownName
 from .bald import BALD, BatchBALD, JointInformation, joint_entropy_exact, mutual_information
 from .base import Acquisition
+from .cost import CallableCost, ConstantCost, CostAware, CostModel, FidelityCost, as_cost_model
 from .epig import EPIG, epig_classification, epig_gaussian
 from .multifidelity import (
     MF_ACQUISITIONS, MultiFidelityAcquisition, MultiFidelityInformation, MultiFidelitySelection,
@@ -19,7 +20,8 @@ __all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "
            "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence", "VariationRatios",
            "mutual_information", "joint_entropy_exact", "epig_classification", "epig_gaussian",
            "MultiFidelityAcquisition", "MultiFidelityVarianceReduction", "MultiFidelityInformation",
-           "MultiFidelitySelection", "MF_ACQUISITIONS", "ACQUISITIONS", "DEPRECATED_NAMES", "make_acquisition"]
+           "MultiFidelitySelection", "MF_ACQUISITIONS", "CostAware", "CostModel", "FidelityCost",
+           "ConstantCost", "CallableCost", "as_cost_model", "ACQUISITIONS", "DEPRECATED_NAMES", "make_acquisition"]
 
 #: registry name -> class, for the CLI and ``ActiveLearner(acquisition="...")``
 ACQUISITIONS: dict[str, type[Acquisition]] = {

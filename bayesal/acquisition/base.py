@@ -49,6 +49,14 @@ class Acquisition:
         needs nothing and returns itself. Selectors call it after :meth:`for_space`."""
         return self
 
+    def with_cost(self, cost_model) -> "Acquisition":
+        """This acquisition valued per unit cost under ``cost_model``: a
+        :class:`~bayesal.acquisition.cost.CostAware` wrapper (criteria built with
+        ``cost_aware=False`` return themselves)."""
+        from .cost import CostAware  # cost.py builds on this module
+
+        return CostAware(self, cost_model)
+
     def selection_model(self, X_train: torch.Tensor, surrogate):
         """The model whose posterior drives selection (the learner's surrogate by default)."""
         return surrogate

@@ -21,26 +21,30 @@ cost, and build batches greedily, so that a batch may mix fidelities:
 
       MI(x, s) = −½ log(1 − Cov(f_T(x), f_s(x))² / (Var f_T(x) (Var f_s(x) + σ²_s)))  /  c_s.
 
-Greedy batches: after choosing ``(x_j, s_j)``, every covariance is updated by the exact rank-1
-Gaussian conditioning on a label at ``(x_j, s_j)`` (its value is not needed), so the next
-candidate's value is its gain *given* the points already in the batch; for a single fidelity and
-equal costs this is the greedy integrated-variance reduction, resp. the chain rule of the joint
-information ``½ log det(I + Σ_B / σ²)``. Candidates whose cost exceeds the remaining budget are
-never chosen, so a budget in cost units is never overspent.
+Both are :class:`~bayesal.acquisition.Acquisition` s on *augmented* candidates ``X_aug: [N, d + 1]``
+(the fidelity level in the last column, :func:`bayesal.models.multifidelity.augment`): their
+:meth:`greedy_scorer` plugs into THE greedy engine (:mod:`bayesal.selection.greedy`), which
+conditions on each chosen ``(x_j, s_j)`` by the exact rank-1 Gaussian update with the noise of a
+label at level ``s_j``, so the next candidate's value is its gain *given* the points already in
+the batch; for a single fidelity and equal costs this is the greedy integrated-variance
+reduction, resp. the chain rule of the joint information ``½ log det(I + Σ_B / σ²)``.
+Cost-awareness is the :class:`~bayesal.acquisition.cost.CostAware` wrapper with a
+:class:`~bayesal.acquisition.cost.FidelityCost`; candidates whose cost exceeds the remaining
+budget are never chosen, so a budget in cost units is never overspent.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Unsupported
+from ..selection.base import Selection
 from ..settings import get_memory_budget
-from ..spaces import Box
-from ..validation import as_tensor, check_count, check_X
+from ..spaces import Box, Pool
+from ..validation import check_X
+from .base import Acquisition
 
 __all__ = ["MultiFidelitySelection", "MultiFidelityAcquisition", "MultiFidelityVarianceReduction",
            "MultiFidelityInformation", "MF_ACQUISITIONS"]
@@ -48,39 +52,22 @@ __all__ = ["MultiFidelitySelection", "MultiFidelityAcquisition", "MultiFidelityV
 _FLOOR = 1e-12
 
 
-@dataclass
-class MultiFidelitySelection:
-    """A proposed multi-fidelity batch.
-
-    Attributes:
-        X: the points ``[q, d]``.
-        fidelity: their levels ``[q]`` (long).
-        scores: ``[q]`` each point's gain per unit cost given the points chosen before it.
-        cost: ``[q]`` the cost of each evaluation.
-    """
-
-    X: torch.Tensor
-    fidelity: torch.Tensor
-    scores: torch.Tensor
-    cost: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.X.shape[0]
-
-    @property
-    def total_cost(self) -> float:
-        """Total cost of the batch: the sum of ``cost [q]``."""
-        return float(self.cost.sum())
+#: the batch type of multi-fidelity selection: THE :class:`~bayesal.selection.Selection`, whose
+#: ``fidelity`` and ``cost`` are filled (kept under this name for existing code)
+MultiFidelitySelection = Selection
 
 
-class MultiFidelityAcquisition:
-    """Base class of the cost-aware greedy multi-fidelity criteria.
+class MultiFidelityAcquisition(Acquisition):
+    """Base class of the multi-fidelity criteria: acquisitions over augmented candidates
+    ``[N, d + 1]`` whose value is what a label at ``(x, s)`` teaches about the target fidelity.
 
     Args:
-        cost_aware: divide each gain by the candidate's cost (False: the plain criterion).
+        cost_aware: value per unit cost when a cost model is known (:meth:`with_cost` wraps in
+            :class:`~bayesal.acquisition.cost.CostAware`); False: the plain criterion.
     """
 
     name = "multi-fidelity"
+    scores_from_marginals = False
 
     def __init__(self, cost_aware: bool = True):
         self.cost_aware = bool(cost_aware)
@@ -88,21 +75,21 @@ class MultiFidelityAcquisition:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cost_aware={self.cost_aware})"
 
-    # subclasses: state set-up, gain, and rank-1 update ---------------------------------------------
-    def _setup(self, model, C: torch.Tensor, x: torch.Tensor, space: Box | None) -> None:
-        raise NotImplementedError
+    def with_cost(self, cost_model) -> Acquisition:
+        """Per unit cost under ``cost_model`` when built with ``cost_aware=True``, else itself."""
+        return super().with_cost(cost_model) if self.cost_aware else self
 
-    def _gain(self, var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def score(self, posterior, generator=None):
+        raise InvalidInput("acquisition", "a multi-fidelity selector (select / ActiveLearner with costs)",
+                           f"{self.name} scored from marginals alone: it needs cross-covariances across fidelities")
 
-    def _update(self, model, C: torch.Tensor, x: torch.Tensor, j: int, v: torch.Tensor, denom: torch.Tensor,
-                V: torch.Tensor) -> None:
-        """Condition the state on candidate j; ``v = Σ(C, c_j) / sqrt(denom)`` and V the earlier v's."""
-        raise NotImplementedError
+    def batch_value(self, surrogate, X):
+        raise Unsupported(type(self).__name__, "candidates (x, fidelity) drawn in the box", "box optimisation")
 
     def select(self, model, X: Any, costs: Any, q: int = 1, fidelities: Any = None, budget: float | None = None,
-               space: Box | None = None) -> MultiFidelitySelection:
-        """Choose up to q (point, fidelity) pairs greedily from the candidate points ``X: [N, d]``.
+               space: Box | None = None):
+        """Choose up to q (point, fidelity) pairs greedily from the candidate points ``X: [N, d]``
+        (:func:`bayesal.selection.multifidelity.select_multifidelity`).
 
         Args:
             model: a fitted :class:`~bayesal.models.multifidelity.MultiFidelitySurrogate`.
@@ -115,65 +102,19 @@ class MultiFidelityAcquisition:
             space: the input box (reference points of the variance criterion are drawn in it).
 
         Returns:
-            A :class:`MultiFidelitySelection` of at most q evaluations.
+            A :class:`~bayesal.selection.Selection` of at most q evaluations with ``fidelity``
+            and ``cost`` (``scores``: gains per unit cost when cost-aware).
         """
-        from ..models.multifidelity import MultiFidelitySurrogate, augment
+        from ..selection.multifidelity import select_multifidelity
+        from .cost import FidelityCost
 
-        if not isinstance(model, MultiFidelitySurrogate):
-            raise InvalidInput("model", "a fitted MultiFidelitySurrogate (CoKriging, BoTorchMultiFidelityGP)",
-                               type(model).__name__)
-        q = check_count(q, "q")
-        S = model.num_fidelities
-        x = check_X(X, "X")
-        costs = as_tensor(costs, "costs").reshape(-1).to(x)
-        if costs.numel() != S or not bool((costs > 0).all()):
-            raise InvalidInput("costs", f"{S} positive costs", f"{costs.tolist()}")
-        levels = torch.arange(S) if fidelities is None else torch.as_tensor(fidelities).reshape(-1).long().cpu()
-        if levels.numel() == 0 or bool(((levels < 0) | (levels >= S)).any()):
-            raise InvalidInput("fidelities", f"levels in 0..{S - 1}", f"{levels.tolist()}")
-        N = x.shape[0]
-        lev = levels.to(x.device).repeat_interleave(N)  # [Nc] candidate levels, grouped by level
-        xc = x.repeat(levels.numel(), 1)  # [Nc, d]
-        C = augment(xc, lev)
-        c = costs[lev]
-        remaining = math.inf if budget is None else float(budget)
-        noise = model.observation_noise(lev).to(x).clamp_min(_FLOOR)
-        post = model.posterior(C)
-        var = post.variance[:, 0].clone()
-        self._setup(model, C, xc, space)
-        V = x.new_zeros(C.shape[0], 0)
-        chosen: list[int] = []
-        scores: list[float] = []
-        allowed = torch.ones(C.shape[0], dtype=torch.bool, device=x.device)
-        for _ in range(q):
-            allowed &= c <= remaining + 1e-12
-            if not bool(allowed.any()):
-                break
-            gain = self._gain(var, noise)
-            if self.cost_aware:
-                gain = gain / c
-            gain = torch.where(allowed, gain, torch.full_like(gain, -math.inf))
-            j = int(torch.argmax(gain))
-            chosen.append(j)
-            scores.append(float(gain[j]))
-            remaining -= float(c[j])
-            allowed[j] = False
-            if len(chosen) == q:
-                break
-            with torch.no_grad():
-                col = model.covariance(C, C[j:j + 1])[0, :, 0] - V @ V[j]
-            denom = (var[j] + noise[j]).clamp_min(_FLOOR)
-            v = col / denom.sqrt()
-            self._update(model, C, xc, j, v, denom, V)
-            V = torch.cat([V, v.unsqueeze(-1)], -1)
-            var = (var - v.pow(2)).clamp_min(0.0)
-        idx = torch.tensor(chosen, dtype=torch.long, device=x.device)
-        return MultiFidelitySelection(xc[idx], lev[idx], torch.tensor(scores, dtype=x.dtype), c[idx])
+        return select_multifidelity(model, self, X, FidelityCost(costs), q=q, fidelities=fidelities,
+                                    budget=budget, space=space)
 
 
 class MultiFidelityVarianceReduction(MultiFidelityAcquisition):
-    """Cost-aware integrated variance reduction about the target fidelity (see the module
-    docstring).
+    """Integrated variance reduction about the target fidelity (see the module docstring),
+    cost-aware by default.
 
     Args:
         reference: ``"uniform"`` (scrambled Sobol points in the box, default) or points ``[M, d]``.
@@ -191,39 +132,37 @@ class MultiFidelityVarianceReduction(MultiFidelityAcquisition):
         if isinstance(reference, str) and reference != "uniform":
             raise InvalidInput("reference", "'uniform' or points [M, d]", repr(reference))
         self.reference, self.n_reference, self.seed = reference, int(n_reference), int(seed)
+        self._space: Box | None = None
 
-    def reference_points(self, space: Box | None, x: torch.Tensor) -> torch.Tensor:
+    def reference_points(self, space: Box | Pool | None, x: torch.Tensor) -> torch.Tensor:
         """Reference points ``[M, d]`` about which the variance is integrated: the user's, or scrambled
-        Sobol points in ``space`` (seeded), on the device and dtype of ``x``."""
+        Sobol points in ``space``'s box (seeded; the candidates' bounding box without a space), on
+        the device and dtype of ``x: [N, d]``."""
         if not isinstance(self.reference, str):
             return check_X(self.reference, "reference", dim=x.shape[-1]).to(x)
         if space is None:
             lo, hi = x.min(0).values, x.max(0).values
             space = Box(lo, torch.where(hi > lo, hi, lo + 1.0))
-        return space.sample(self.n_reference, seed=self.seed).to(x)
+        return Box(space.bounds[0], space.bounds[1]).sample(self.n_reference, seed=self.seed).to(x)
 
-    def _setup(self, model, C, x, space):
-        from ..models.multifidelity import augment
+    def for_space(self, space) -> "MultiFidelityVarianceReduction":
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound._space = space
+        return bound
 
-        R = self.reference_points(space, x)
-        if 8.0 * R.shape[0] * C.shape[0] > get_memory_budget():
+    def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
+        """Scorer over augmented candidates ``X: [N, d + 1]`` with per-candidate ``noise: [N, 1]``."""
+        R = self.reference_points(self._space, X[:, :-1])
+        if 8.0 * R.shape[0] * X.shape[0] > get_memory_budget():
             raise InvalidInput("n_reference", "fewer reference points or candidates (memory budget)",
-                               f"{R.shape[0]} x {C.shape[0]} cross-covariances")
-        self._w = 1.0 / R.shape[0]
-        with torch.no_grad():
-            self._CRC = model.covariance(augment(R, model.target_fidelity), C)[0]  # [M, Nc]
-
-    def _gain(self, var, noise):
-        return self._CRC.pow(2).sum(0) * self._w / (var + noise)
-
-    def _update(self, model, C, x, j, v, denom, V):
-        u = self._CRC[:, j] / denom.sqrt()
-        self._CRC = self._CRC - u.unsqueeze(-1) * v.unsqueeze(0)
+                               f"{R.shape[0]} x {X.shape[0]} cross-covariances")
+        return TargetVarianceScorer(surrogate, X, R, noise)
 
 
 class MultiFidelityInformation(MultiFidelityAcquisition):
-    """Cost-aware mutual information between a label at ``(x, s)`` and the target ``f_T(x)``
-    (see the module docstring).
+    """Mutual information between a label at ``(x, s)`` and the target ``f_T(x)`` (see the
+    module docstring), cost-aware by default.
 
     Args:
         cost_aware: divide by the cost (False: the plain criterion).
@@ -231,29 +170,68 @@ class MultiFidelityInformation(MultiFidelityAcquisition):
 
     name = "mf-information"
 
-    def _setup(self, model, C, x, space):
+    def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
+        """Scorer over augmented candidates ``X: [N, d + 1]`` with per-candidate ``noise: [N, 1]``."""
+        return TargetInformationScorer(surrogate, X, noise)
+
+
+class TargetVarianceScorer:
+    """Greedy scores of :class:`MultiFidelityVarianceReduction`: keeps the target-fidelity
+    reference × candidate cross-covariance ``C = Cov(f_T(R), f_s(x)) [M, N]`` and conditions it
+    by the engine's rank-1 step, ``C ← C − (C[:, j] / √denom) v_newᵀ``."""
+
+    def __init__(self, surrogate, X: torch.Tensor, R: torch.Tensor, noise: torch.Tensor):
         from ..models.multifidelity import augment
 
-        self._T = augment(x, model.target_fidelity)
+        self.noise = noise[:, 0]
+        self.w = 1.0 / R.shape[0]
         with torch.no_grad():
-            self._varT = model.posterior(self._T).variance[:, 0].clone()
-            # Cov(f_T(x_i), f_{s_i}(x_i)): the diagonal of the cross-covariance, chunk by chunk
-            self._cov = torch.cat([model.covariance(self._T[s:s + 256], C[s:s + 256])[0].diagonal()
-                                   for s in range(0, C.shape[0], 256)])
-        self._VT = x.new_zeros(C.shape[0], 0)
+            self.C = surrogate.covariance(augment(R, surrogate.target_fidelity), X)[0]  # [M, N]
 
-    def _gain(self, var, noise):
-        varT = self._varT.clamp_min(_FLOOR)
-        rho2 = (self._cov.pow(2) / (varT * (var + noise))).clamp(0.0, 1.0 - 1e-15)
+    def scores(self, var: torch.Tensor) -> torch.Tensor:
+        """``[N]`` reduction of the integrated target variance; ``var: [N, 1]``."""
+        return self.C.pow(2).sum(0) * self.w / (var[:, 0] + self.noise)
+
+    def update(self, j: int, v_new: torch.Tensor, denom: torch.Tensor) -> None:
+        """Condition the cross-covariance on candidate j (``v_new: [N, 1]``, ``denom: [1]``)."""
+        u = self.C[:, j] / denom[0].sqrt()
+        self.C = self.C - u.unsqueeze(-1) * v_new[:, 0].unsqueeze(0)
+
+
+class TargetInformationScorer:
+    """Greedy scores of :class:`MultiFidelityInformation`: keeps ``Var f_T(x_i)`` and
+    ``Cov(f_T(x_i), f_{s_i}(x_i))`` of every candidate i and their own update vectors at the
+    target, conditioned by the engine's rank-1 step."""
+
+    def __init__(self, surrogate, X: torch.Tensor, noise: torch.Tensor):
+        from ..models.multifidelity import augment
+
+        self.surrogate, self.X, self.noise = surrogate, X, noise[:, 0]
+        self.T = augment(X[:, :-1], surrogate.target_fidelity)
+        with torch.no_grad():
+            self.varT = surrogate.posterior(self.T).variance[:, 0].clone()
+            # Cov(f_T(x_i), f_{s_i}(x_i)): the diagonal of the cross-covariance, chunk by chunk
+            self.cov = torch.cat([surrogate.covariance(self.T[s:s + 256], X[s:s + 256])[0].diagonal()
+                                  for s in range(0, X.shape[0], 256)])
+        self.V = X.new_zeros(X.shape[0], 0)  # the engine's update vectors (candidate side)
+        self.VT = X.new_zeros(X.shape[0], 0)  # their counterparts at the targets
+
+    def scores(self, var: torch.Tensor) -> torch.Tensor:
+        """``[N]`` information about ``f_T(x)`` of a label at ``(x, s)``; ``var: [N, 1]``."""
+        varT = self.varT.clamp_min(_FLOOR)
+        rho2 = (self.cov.pow(2) / (varT * (var[:, 0] + self.noise))).clamp(0.0, 1.0 - 1e-15)
         return -0.5 * torch.log1p(-rho2)
 
-    def _update(self, model, C, x, j, v, denom, V):
+    def update(self, j: int, v_new: torch.Tensor, denom: torch.Tensor) -> None:
+        """Condition the target variances and covariances on candidate j."""
         with torch.no_grad():
-            colT = model.covariance(self._T, C[j:j + 1])[0, :, 0] - self._VT @ V[j]
-        u = colT / denom.sqrt()
-        self._varT = (self._varT - u.pow(2)).clamp_min(0.0)
-        self._cov = self._cov - u * v
-        self._VT = torch.cat([self._VT, u.unsqueeze(-1)], -1)
+            colT = self.surrogate.covariance(self.T, self.X[j:j + 1])[0, :, 0] - self.VT @ self.V[j]
+        u = colT / denom[0].sqrt()
+        v = v_new[:, 0]
+        self.varT = (self.varT - u.pow(2)).clamp_min(0.0)
+        self.cov = self.cov - u * v
+        self.V = torch.cat([self.V, v.unsqueeze(-1)], -1)
+        self.VT = torch.cat([self.VT, u.unsqueeze(-1)], -1)
 
 
 #: name -> class of the multi-fidelity acquisitions.

@@ -1,7 +1,9 @@
-"""The ask / tell active-learning loop."""
+"""The ask / tell active-learning loop, for labels of one fidelity or of several with a cost
+model (DESIGN.md: multi-fidelity is a learner with a cost model, not a second learner)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +12,15 @@ import torch
 from tqdm.std import tqdm
 
 from ..acquisition import Acquisition, Random, make_acquisition
-from ..errors import InvalidInput, OracleFailed
+from ..acquisition.cost import ConstantCost, CostModel, FidelityCost, as_cost_model
+from ..acquisition.multifidelity import MF_ACQUISITIONS
+from ..errors import InvalidInput, OracleFailed, UnknownName
 from ..metrics import evaluate
-from ..models import Surrogate, make_model
+from ..models import MF_MODELS, Surrogate, make_model
+from ..models.multifidelity import MultiFidelitySurrogate, augment
+from ..problems.multifidelity import check_fidelity
 from ..selection import Selection, StochasticBatch, check_selector, select
+from ..selection.multifidelity import fidelity_candidates, select_augmented
 from ..selection.stochastic import split_selector
 from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_X, check_y, describe
@@ -25,77 +32,181 @@ __all__ = ["ActiveLearner"]
 class ActiveLearner:
     """Chooses which labels to buy: ``ask`` for a batch, ``tell`` the labels, repeat.
 
+    With a multi-fidelity surrogate (:class:`~bayesal.models.multifidelity.MultiFidelitySurrogate`
+    or a name in :data:`~bayesal.models.MF_MODELS`) and per-level ``costs``, the learner asks for
+    (point, fidelity) pairs: every candidate is offered at every level in ``fidelities``, the
+    acquisition (a multi-fidelity criterion, per unit cost when cost-aware) is maximised greedily
+    on the one greedy engine, a batch never costs more than the budget given to :meth:`ask`, and
+    :meth:`run` stops on a ``cost_budget``. On a box the candidates are ``n_candidates`` seeded
+    scrambled Sobol points drawn afresh at each ask; on a pool, the pool rows × levels not yet
+    labelled at that level (a row may be bought at a low level, then at a higher one).
+
     Args:
         space: a :class:`~bayesal.spaces.Pool` of candidates or a :class:`~bayesal.spaces.Box`.
-        surrogate: a :class:`~bayesal.models.Surrogate` or a model name (``"exact-gp"``).
+        surrogate: a :class:`~bayesal.models.Surrogate` or a model name (``"exact-gp"``,
+            or ``"co-kriging"`` / ``"botorch-mf-gp"`` with ``costs``).
         acquisition: an :class:`~bayesal.acquisition.Acquisition` or a name (``"max-variance"``,
-            ``"bald"``, ``"joint-information"``, ``"random"``).
+            default for one fidelity, ``"bald"``, ``"joint-information"``, ``"random"``; with a
+            multi-fidelity surrogate ``"mf-integrated-variance"``, default, or ``"mf-information"``).
         selector: ``"auto"``, ``"topk"``, ``"greedy"``, ``"stochastic"`` or a
-            :class:`~bayesal.selection.StochasticBatch` (pools only; see :func:`bayesal.selection.select`).
+            :class:`~bayesal.selection.StochasticBatch` (pools only; see :func:`bayesal.selection.select`;
+            multi-fidelity batches are always greedy).
         seed: makes every batch reproducible: the same seed gives the same points.
         test_set: optional ``(X_test [n, d], y_test [n, m])`` on which :meth:`run` records
-            RMSE, NLPD and the mean posterior standard deviation after every step.
+            RMSE, NLPD and the mean posterior standard deviation after every step (of the target
+            fidelity for a multi-fidelity learner).
+        costs: ``[S]`` cost of one evaluation at each fidelity level (lowest first, the last is
+            the target), or one number for every label; shorthand for ``cost_model``.
+        cost_model: a :class:`~bayesal.acquisition.cost.CostModel` (``FidelityCost``,
+            ``ConstantCost``, ``CallableCost``) or what :func:`~bayesal.acquisition.cost.as_cost_model`
+            accepts. With one fidelity, a non-constant cost makes the acquisition per unit cost
+            (:class:`~bayesal.acquisition.cost.CostAware`).
+        fidelities: the levels on offer to the acquisition (default: all).
+        n_candidates: size of the Sobol candidate set of a multi-fidelity ask on a box.
 
     >>> learner = ActiveLearner(Box([0, 0], [1, 1]), acquisition="joint-information")
     >>> batch = learner.ask(5)                  # batch.X: [5, d]
     >>> learner.tell(batch.X, simulate(batch.X))
+    >>> mf = ActiveLearner(box, surrogate="co-kriging", costs=[0.1, 1.0])
+    >>> mf.tell(X, y, fidelity=f); batch = mf.ask(4, budget=2.0)   # batch.fidelity, batch.cost: [k]
     """
 
     def __init__(self, space: Pool | Box, surrogate: str | Surrogate = "exact-gp",
-                 acquisition: str | Acquisition = "max-variance", selector: str | StochasticBatch = "auto",
-                 seed: int = 0, test_set: tuple[Any, Any] | None = None):
+                 acquisition: str | Acquisition | None = None, selector: str | StochasticBatch = "auto",
+                 seed: int = 0, test_set: tuple[Any, Any] | None = None, costs: Any = None, cost_model: Any = None,
+                 fidelities: Any = None, n_candidates: int = 1024):
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
         self.space = space
         self.seed = int(seed)
-        self.surrogate = make_model(surrogate, seed=self.seed)
-        self.acquisition, self.selector = split_selector(make_acquisition(acquisition), check_selector(selector))
+        if costs is not None and cost_model is not None:
+            raise InvalidInput("cost_model", "either costs or cost_model", "both")
+        cost = costs if costs is not None else cost_model
+        self.cost_model: CostModel | None = None if cost is None else as_cost_model(cost)
+        self.multi_fidelity = isinstance(surrogate, MultiFidelitySurrogate) or (
+            isinstance(surrogate, str) and surrogate in MF_MODELS)
+        if self.multi_fidelity:
+            self._init_multifidelity(surrogate, acquisition, fidelities)
+        else:
+            self.surrogate = make_model(surrogate, seed=self.seed)
+            self.acquisition, self.selector = split_selector(make_acquisition(acquisition or "max-variance"),
+                                                             check_selector(selector))
+            self.fidelity = None
+        self.n_candidates = check_count(n_candidates, "n_candidates")
         self.test_set = None
         if test_set is not None:
             Xt = check_X(test_set[0], "test_set[0]", dim=space.dim)
-            self.test_set = (Xt, check_y(test_set[1], "test_set[1]", n=Xt.shape[0]))
+            self.test_set = (Xt, check_y(test_set[1], "test_set[1]", n=Xt.shape[0],
+                                         m=1 if self.multi_fidelity else None))
         self.X = torch.empty(0, space.dim, dtype=DEFAULT_DTYPE)
-        self.y: torch.Tensor | None = None
+        self.y: torch.Tensor | None = torch.empty(0, 1, dtype=DEFAULT_DTYPE) if self.multi_fidelity else None
+        self.cumulative_cost = 0.0
         self.history: list[dict[str, Any]] = []
         self._stale = True
         self._asks = 0
 
+    def _init_multifidelity(self, surrogate, acquisition, fidelities) -> None:
+        if not isinstance(self.cost_model, FidelityCost):
+            raise InvalidInput("costs", "one cost per fidelity level [S] for a multi-fidelity surrogate",
+                               describe(self.cost_model))
+        S = self.cost_model.num_fidelities
+        if isinstance(surrogate, str):
+            surrogate = MF_MODELS[surrogate](S, seed=self.seed)
+        if surrogate.num_fidelities != S:
+            raise InvalidInput("surrogate", f"a MultiFidelitySurrogate with {S} fidelities", describe(surrogate))
+        acquisition = "mf-integrated-variance" if acquisition is None else acquisition
+        if isinstance(acquisition, str):
+            if acquisition not in MF_ACQUISITIONS:
+                raise UnknownName("multi-fidelity strategy", acquisition, list(MF_ACQUISITIONS))
+            acquisition = MF_ACQUISITIONS[acquisition]()
+        if not isinstance(acquisition, Acquisition):
+            raise InvalidInput("acquisition", "a multi-fidelity Acquisition", describe(acquisition))
+        self.surrogate, self.acquisition, self.selector = surrogate, acquisition, "greedy"
+        self.fidelities = torch.arange(S) if fidelities is None else check_fidelity(
+            fidelities, len(fidelities), S, "fidelities")
+        self.fidelity = torch.empty(0, dtype=torch.long)
+        if isinstance(self.space, Pool):  # which (row, level) pairs are labelled
+            self._told = torch.zeros(len(self.space), S, dtype=torch.bool)
+
     # -- data ---------------------------------------------------------------------------------
     @property
     def n_labels(self) -> int:
-        """Number of labelled observations told so far."""
+        """Number of labelled observations told so far (all fidelities together)."""
         return self.X.shape[0]
+
+    @property
+    def num_fidelities(self) -> int:
+        """Number of fidelity levels (1 for a single-fidelity learner)."""
+        return self.cost_model.num_fidelities if self.multi_fidelity else 1
+
+    @property
+    def costs(self) -> torch.Tensor | None:
+        """``[S]`` cost per fidelity level of a multi-fidelity learner (None otherwise)."""
+        return self.cost_model.costs if self.multi_fidelity else None
+
+    def counts(self) -> list[int]:
+        """Labels bought at each fidelity level."""
+        if not self.multi_fidelity:
+            return [self.n_labels]
+        return torch.bincount(self.fidelity, minlength=self.num_fidelities).tolist()
 
     def __repr__(self) -> str:
         return (f"ActiveLearner({self.space!r}, surrogate={self.surrogate!r}, "
                 f"acquisition={self.acquisition!r}, n_labels={self.n_labels})")
 
-    def tell(self, X: Any, y: Any, indices: Any = None) -> None:
-        """Add labelled observations ``X: [k, d]``, ``y: [k]`` or ``[k, m]``.
+    def tell(self, X: Any, y: Any, indices: Any = None, fidelity: Any = None) -> None:
+        """Add labelled observations ``X: [k, d]``, ``y: [k]`` or ``[k, m]`` (at levels
+        ``fidelity: [k]`` for a multi-fidelity learner; their cost is added to
+        :attr:`cumulative_cost` when there is a cost model).
 
         On a pool, ``indices`` are the candidates' pool indices (found from ``X`` when omitted;
         ``X`` may then be None). Nothing is added unless every row is valid.
         """
+        self._add(X, y, indices, fidelity)
+
+    def _add(self, X: Any, y: Any, indices: Any, fidelity: Any) -> None:
+        # tell's body, called by the loop too (subclasses may reorder tell's arguments)
         if isinstance(self.space, Pool):
             pool = self.space
             if indices is None:
                 if X is None:
                     raise InvalidInput("indices", "pool indices when X is None", "None")
                 idx = pool.index_of(X)
+            elif self.multi_fidelity:  # a row may come at several levels: the pairs must be distinct
+                raw = torch.as_tensor(indices).reshape(-1)
+                check_indices(raw.unique(), "indices", len(pool))  # integers in range
+                idx = raw.long().cpu()
             else:
                 idx = check_indices(indices, "indices", len(pool))
-            already = idx[pool.labelled[idx.to(pool.labelled.device)].cpu()]
-            if already.numel():
-                raise InvalidInput("indices", "candidates not labelled yet", f"already labelled {already.tolist()[:10]}")
             X = pool.X[idx.to(pool.X.device)]
         else:
             idx = None
             X = self.space.check(X, "X")
-        m = None if self.y is None else self.y.shape[-1]
-        y = check_y(y, "y", n=X.shape[0], m=m)
+        f = None
+        if self.multi_fidelity:
+            if fidelity is None:
+                raise InvalidInput("fidelity", "the levels [k] of the labels (multi-fidelity learner)", "None")
+            f = check_fidelity(fidelity, X.shape[0], self.num_fidelities)
+            if idx is not None and torch.unique(idx * self.num_fidelities + f).numel() != idx.numel():
+                raise InvalidInput("indices", "distinct (row, fidelity) pairs", "a pair repeated")
+            if idx is not None and bool(self._told[idx, f].any()):
+                raise InvalidInput("indices", "candidates not labelled yet at that fidelity",
+                                   f"already labelled {idx[self._told[idx, f]].tolist()[:10]}")
+        elif idx is not None:
+            already = idx[self.space.labelled[idx.to(self.space.labelled.device)].cpu()]
+            if already.numel():
+                raise InvalidInput("indices", "candidates not labelled yet", f"already labelled {already.tolist()[:10]}")
+        m = None if self.y is None or self.y.shape[0] == 0 else self.y.shape[-1]
+        y = check_y(y, "y", n=X.shape[0], m=1 if self.multi_fidelity else m)
+        if self.cost_model is not None:
+            self.cumulative_cost += float(self.cost_model(X if f is None else augment(X.to(self.X), f)).sum())
         self.X = torch.cat([self.X, X.to(self.X)])
         self.y = y if self.y is None else torch.cat([self.y, y.to(self.y)])
-        if idx is not None:
+        if f is not None:
+            self.fidelity = torch.cat([self.fidelity, f])
+            if idx is not None:
+                self._told[idx, f] = True
+        elif idx is not None:
             self.space.mark_labelled(idx)
         self._stale = True
 
@@ -107,9 +218,16 @@ class ActiveLearner:
         if self.n_labels == 0:
             raise InvalidInput("learner", "at least one labelled observation before fitting", "none (call tell first)")
         start = time.perf_counter()
-        self.surrogate.fit(self.X, self.y, bounds=self.space.bounds)
+        X = augment(self.X, self.fidelity) if self.multi_fidelity else self.X
+        self.surrogate.fit(X, self.y, bounds=self.space.bounds)
         self._stale = False
         return time.perf_counter() - start
+
+    def target(self) -> Surrogate:
+        """The fitted surrogate of what is being learned: the surrogate itself, or the target
+        fidelity's d-input surrogate for a multi-fidelity learner."""
+        self.fit()
+        return self.surrogate.at_target() if self.multi_fidelity else self.surrogate
 
     def step_seed(self, step: int) -> int:
         """The random seed of acquisition step ``step`` (0 for the first ask): a function of the
@@ -118,10 +236,11 @@ class ActiveLearner:
         return self.seed * 1_000_003 + int(step)
 
     def ask(self, q: int = 1, pending: Any = None, step: int | None = None,
-            select_function: Callable[..., Selection] | None = None) -> Selection:
+            select_function: Callable[..., Selection] | None = None, budget: float | None = None) -> Selection:
         """Propose a batch of q points (and their pool indices); refits the surrogate if needed.
 
-        Before any label has been told, the batch is a space-filling random design.
+        Before any label has been told, the batch is a space-filling random design (a
+        multi-fidelity learner needs labels at every level first: see :meth:`initial_design`).
 
         Args:
             q: batch size.
@@ -130,13 +249,26 @@ class ActiveLearner:
                 so it does not repeat their information. A surrogate that cannot condition
                 (a classifier's sample posterior) raises :class:`~bayesal.errors.Unsupported`.
                 On a pool they must be pool rows: they are not proposed again by this ask, and
-                are told later as usual.
+                are told later as usual. (Single fidelity only.)
             step: the acquisition step whose seed to use (default: the number of asks so far).
             select_function: used instead of :func:`bayesal.selection.select`, with its signature
                 ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
-                scored on a cluster, :func:`bayesal.loop.distributed_select`).
+                scored on a cluster, :func:`bayesal.loop.distributed_select`). (Single fidelity only.)
+            budget: the most the batch may cost (needs a cost model). Multi-fidelity batches
+                never choose a candidate that does not fit and stop early when nothing fits;
+                single-fidelity batches keep their longest prefix that fits.
+
+        Returns a :class:`~bayesal.selection.Selection`; ``fidelity`` and ``cost`` are filled for a
+        multi-fidelity learner, ``cost`` whenever there is a cost model. It is empty when
+        nothing fits the budget.
         """
         q = check_count(q, "q")
+        if budget is not None and self.cost_model is None:
+            raise InvalidInput("budget", "a learner with a cost model (costs=...) to price the batch", repr(budget))
+        if self.multi_fidelity:
+            if pending is not None or select_function is not None:
+                raise InvalidInput("pending/select_function", "None for a multi-fidelity learner", "given")
+            return self._ask_multifidelity(q, budget, step)
         if isinstance(self.space, Pool):
             self.space.check_batch_size(q)
         if step is not None:
@@ -144,10 +276,14 @@ class ActiveLearner:
         seed = self.step_seed(self._asks)
         self._asks += 1
         if self.n_labels == 0:
-            return self._initial_design(q, seed)
+            return self._priced(self._initial_design(q, seed), budget)
         if self.acquisition.needs_posterior:
             self.fit()
-        model = self.acquisition.selection_model(self.X, self.surrogate)
+        acquisition = self.acquisition
+        if self.cost_model is not None and not isinstance(self.cost_model, ConstantCost):
+            # a constant cost ranks as the plain criterion: keep its own (chunked) scoring path
+            acquisition = acquisition.with_cost(self.cost_model)
+        model = acquisition.selection_model(self.X, self.surrogate)
         excluded = None
         if pending is not None:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
@@ -155,20 +291,85 @@ class ActiveLearner:
                 rows = self.space.index_of(X_pending)
                 excluded = rows[~self.space.labelled[rows.to(self.space.labelled.device)].cpu()]
                 self.space.check_batch_size(q + excluded.numel())
-            if X_pending.shape[0] and self.acquisition.needs_posterior:
+            if X_pending.shape[0] and acquisition.needs_posterior:
                 model = model.condition_on(X_pending)
         if excluded is None or excluded.numel() == 0:
-            return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed)
+            return self._priced(batch, budget)
         self.space.mark_labelled(excluded)
         try:
-            return (select_function or select)(model, self.acquisition, self.space, q, selector=self.selector, seed=seed)
+            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed)
+            return self._priced(batch, budget)
         finally:
             self.space.labelled[excluded.to(self.space.labelled.device)] = False
+
+    def _priced(self, batch: Selection, budget: float | None) -> Selection:
+        """The batch with its costs, cut to its longest prefix within ``budget`` (greedy gains of
+        a prefix are unchanged)."""
+        if self.cost_model is None:
+            return batch
+        cost = self.cost_model(batch.X.to(self.X)).reshape(-1)
+        k = len(batch)
+        if budget is not None:
+            k = int((torch.cumsum(cost, 0) <= float(budget) + 1e-12).sum())
+        return Selection(batch.X[:k], None if batch.indices is None else batch.indices[:k], batch.scores[:k],
+                         cost=cost[:k])
+
+    def _ask_multifidelity(self, q: int, budget: float | None, step: int | None) -> Selection:
+        if self.n_labels == 0:
+            raise InvalidInput("learner", "labels at every level before asking (see initial_design)", "none")
+        self.fit()
+        if step is not None:
+            self._asks = int(step)
+        seed = self.step_seed(self._asks)
+        self._asks += 1
+        rows = None
+        if isinstance(self.space, Box):
+            C = fidelity_candidates(self.space.sample(self.n_candidates, seed=seed, method="sobol"), self.fidelities)
+        else:
+            N = len(self.space)
+            C = fidelity_candidates(self.space.X.to(self.X), self.fidelities)
+            # grouped by level, like C: position l·N + r is row r at the l-th level on offer
+            free = (~self._told[:, self.fidelities]).T.reshape(-1)
+            rows = torch.nonzero(free).reshape(-1)
+            C = C[rows.to(C.device)]
+        acquisition = self.acquisition.for_space(self.space).with_cost(self.cost_model)
+        chosen, gains, cost = select_augmented(self.surrogate, acquisition, C, q, cost_model=self.cost_model,
+                                               budget=budget)
+        indices = None if rows is None else (rows[chosen.cpu()] % N)
+        return Selection(C[chosen, :-1], indices, gains, fidelity=C[chosen, -1].round().long().cpu(), cost=cost)
+
+    def initial_design(self, counts: Any) -> Selection:
+        """A nested space-filling design for a multi-fidelity learner: ``counts[s]`` points at
+        level s, the points of a higher level being the first ones of every lower level's
+        (Kennedy & O'Hagan 2000 recommend nested designs): scrambled Sobol points on a box,
+        seeded random rows on a pool."""
+        if not self.multi_fidelity:
+            raise InvalidInput("learner", "a multi-fidelity learner for a design with counts per level",
+                               "a single-fidelity learner")
+        counts = [check_count(c, "initial", minimum=0) for c in counts]
+        if len(counts) != self.num_fidelities:
+            raise InvalidInput("initial", f"{self.num_fidelities} counts, one per level", f"{len(counts)}")
+        indices = None
+        if isinstance(self.space, Box):
+            pts = self.space.sample(max(counts), seed=self.seed * 7919 + 17, method="sobol")
+        else:
+            gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
+            rows = torch.randperm(len(self.space), generator=gen)[:max(counts)]
+            pts = self.space.X[rows.to(self.space.X.device)]
+            indices = torch.cat([rows[:c] for c in counts])
+        X = torch.cat([pts[:c] for c in counts])
+        f = torch.cat([torch.full((c,), s, dtype=torch.long) for s, c in enumerate(counts)])
+        return Selection(X, indices, torch.full((X.shape[0],), float("nan"), dtype=DEFAULT_DTYPE), fidelity=f,
+                         cost=self.cost_model.of_levels(f))
 
     def replace_data(self, X: Any, y: Any, excluded: Any = None) -> None:
         """Replace every observation with ``X: [n, d]``, ``y: [n, m]`` (e.g. reloaded from a
         store); on a pool, ``excluded`` are the pool indices never to propose again (labelled,
-        pending or failed). The surrogate is refitted on the next :meth:`fit` or :meth:`ask`."""
+        pending or failed). The surrogate is refitted on the next :meth:`fit` or :meth:`ask`.
+        (Single fidelity.)"""
+        if self.multi_fidelity:
+            raise InvalidInput("learner", "a single-fidelity learner for replace_data", "a multi-fidelity learner")
         X = check_X(X, "X", dim=self.space.dim, allow_empty=True)
         self.X = X.to(DEFAULT_DTYPE)
         self.y = None if X.shape[0] == 0 else check_y(y, "y", n=X.shape[0])
@@ -185,38 +386,56 @@ class ActiveLearner:
         return select(None, Random(), self.space, q, selector="topk", seed=seed)
 
     def posterior(self, X: Any):
-        """The surrogate's posterior at ``X: [N, d]``, after refitting on all labels if needed."""
-        self.fit()
-        return self.surrogate.posterior(check_X(X, "X", dim=self.space.dim))
+        """The surrogate's posterior at ``X: [N, d]`` (of the target fidelity for a
+        multi-fidelity learner), after refitting on all labels if needed."""
+        return self.target().posterior(check_X(X, "X", dim=self.space.dim))
 
     def evaluate(self) -> dict[str, float]:
-        """Test-set RMSE, NLPD and mean posterior std of the current surrogate (empty without a test set)."""
+        """Test-set RMSE, NLPD and mean posterior std of the current surrogate (of the target
+        fidelity for a multi-fidelity learner; empty without a test set)."""
         if self.test_set is None:
             return {}
-        self.fit()
-        return evaluate(self.surrogate, *self.test_set)
+        return evaluate(self.target(), *self.test_set)
 
     # -- loop ---------------------------------------------------------------------------------
-    def run(self, oracle: Any = None, budget: int = 20, q: int = 1, initial: int | None = None,
-            callback: Callable[[dict[str, Any]], Any] | None = None, progress: bool = True) -> list[dict[str, Any]]:
-        """Buy ``budget`` labels from ``oracle`` in batches of ``q`` and record a learning curve.
+    def run(self, oracle: Any = None, budget: int | None = None, q: int = 1, initial: Any = None,
+            callback: Callable[[dict[str, Any]], Any] | None = None, progress: bool = True,
+            cost_budget: float | None = None, step_cost: float | None = None) -> list[dict[str, Any]]:
+        """Buy ``budget`` labels (or labels worth ``cost_budget``) from ``oracle`` in batches of
+        ``q`` and record a learning curve.
 
         Args:
             oracle: ``oracle(X [q, d], indices) -> y`` or ``f(X) -> y``; for a pool with hidden
-                labels it may be omitted.
-            budget: labels to buy in this call, the initial design included.
-            q: batch size (the last batch is cut to fit the budget).
+                labels it may be omitted. A multi-fidelity learner calls ``oracle(X [q, d],
+                fidelity [q]) -> y`` (e.g. a :class:`~bayesal.problems.MultiFidelityProblem`).
+            budget: labels to buy in this call, the initial design included (default 20 when
+                no ``cost_budget`` is given).
+            q: batch size (the last batch is cut to fit the budget; multi-fidelity batches may
+                mix fidelities).
             initial: size of the random initial design when the learner has no labels yet
-                (default ``max(2, d + 1)``, capped by the budget).
+                (default ``max(2, d + 1)``, capped by the budget); for a multi-fidelity learner,
+                labels per level (default ``2(d+1)`` at each lower level and ``d+1`` at the
+                target, all reduced together, down to 2, until the design costs at most half
+                the cost budget).
             callback: called with each step's record; returning ``False`` stops the run.
             progress: show a tqdm progress bar.
+            cost_budget: total cost this call may spend, in cost units (needs a cost model; the
+                only budget of a multi-fidelity learner): the run stops when not even the
+                cheapest evaluation fits any more.
+            step_cost: the most one batch may cost (cost runs; default: the budget left), so
+                that cheap levels are bought in batches of about the cost of one expensive run.
 
         Returns the records of this run's steps (also appended to :attr:`history`), each with
-        ``step, n_labels, batch_size, rmse, nlpd, mean_std, fit_s, acq_s, oracle_s``.
+        ``step, n_labels, batch_size, rmse, nlpd, mean_std, fit_s, acq_s, oracle_s``, and in cost
+        runs also ``counts, batch_fidelities, batch_cost, cumulative_cost``.
         On an oracle failure, :class:`~bayesal.errors.OracleFailed` is raised; every label
         collected before it stays in the learner and the records so far are attached.
         """
-        budget = check_count(budget, "budget")
+        if cost_budget is not None or self.multi_fidelity:
+            if budget is not None:
+                raise InvalidInput("budget", "None when the run stops on a cost_budget", repr(budget))
+            return self._run_cost(oracle, cost_budget, q, initial, step_cost, callback, progress)
+        budget = check_count(20 if budget is None else budget, "budget")
         q = check_count(q, "q")
         if oracle is None:
             if isinstance(self.space, Pool) and self.space.has_labels:
@@ -246,7 +465,7 @@ class ActiveLearner:
                 start = time.perf_counter()
                 y = self._label(oracle, batch, records)
                 oracle_s = time.perf_counter() - start
-                self.tell(batch.X, y, indices=batch.indices)
+                self._add(batch.X, y, batch.indices, None)
                 bought += len(batch)
                 fit_s = self.fit()
                 record = {"step": len(self.history), "n_labels": self.n_labels, "batch_size": len(batch),
@@ -264,7 +483,87 @@ class ActiveLearner:
             bar.close()
         return records
 
-    def _label(self, oracle: Oracle, batch: Selection, records: list) -> torch.Tensor:
+    def _run_cost(self, oracle, cost_budget, q, initial, step_cost, callback, progress) -> list[dict[str, Any]]:
+        if self.cost_model is None:
+            raise InvalidInput("cost_budget", "a learner with a cost model (costs=... or cost_model=...)",
+                               repr(cost_budget))
+        budget = math.nan if cost_budget is None else float(cost_budget)
+        if not (budget > 0) or not math.isfinite(budget):
+            raise InvalidInput("cost_budget", "a positive finite cost", repr(cost_budget))
+        q = check_count(q, "q")
+        if step_cost is not None and not (float(step_cost) > 0):
+            raise InvalidInput("step_cost", "a positive cost or None", repr(step_cost))
+        if oracle is None and not self.multi_fidelity and isinstance(self.space, Pool) and self.space.has_labels:
+            oracle = self.space
+        if not callable(oracle):
+            raise InvalidInput("oracle", "a callable oracle(X, fidelity)" if self.multi_fidelity
+                               else "a labelling function (or a pool with hidden labels)", type(oracle).__name__)
+        if not self.multi_fidelity:
+            oracle = as_oracle(oracle)
+        spent_at_start = self.cumulative_cost
+        records: list[dict[str, Any]] = []
+        bar = tqdm(total=budget, disable=not progress, unit="cost", desc=self.acquisition.name, leave=False)
+        try:
+            if self.n_labels == 0:
+                batch = self._first_batch(budget, initial, q)
+                if batch.total_cost > budget + 1e-12:
+                    raise InvalidInput("initial", f"a design costing at most the budget {budget:g}",
+                                       f"a design costing {batch.total_cost:g}")
+                self._step(oracle, batch, 0.0, records, bar)
+            while True:
+                left = budget - (self.cumulative_cost - spent_at_start)
+                if self.multi_fidelity and left < float(self.cost_model.of_levels(self.fidelities).min()) - 1e-12:
+                    break  # not even the cheapest level on offer fits
+                if isinstance(self.space, Pool) and not self.multi_fidelity and self.space.n_available == 0:
+                    break
+                start = time.perf_counter()
+                size = q if not isinstance(self.space, Pool) or self.multi_fidelity else min(q, self.space.n_available)
+                batch = self.ask(size, budget=left if step_cost is None else min(left, float(step_cost)))
+                acq_s = time.perf_counter() - start
+                if len(batch) == 0:
+                    break
+                record = self._step(oracle, batch, acq_s, records, bar)
+                if callback is not None and callback(record) is False:
+                    break
+        finally:
+            bar.close()
+        return records
+
+    def _first_batch(self, budget: float, initial: Any, q: int) -> Selection:
+        if self.multi_fidelity:
+            counts = self._default_initial(budget) if initial is None else list(initial)
+            return self.initial_design(counts)
+        size = max(2, self.space.dim + 1) if initial is None else check_count(initial, "initial")
+        return self.ask(size)
+
+    def _default_initial(self, budget: float) -> list[int]:
+        d, S = self.space.dim, self.num_fidelities
+        counts = [2 * (d + 1)] * (S - 1) + [d + 1]
+        while float((torch.tensor(counts, dtype=DEFAULT_DTYPE) * self.costs).sum()) > 0.5 * budget and max(counts) > 2:
+            counts = [max(2, c - 1) for c in counts]
+        return counts
+
+    def _step(self, oracle, batch: Selection, acq_s: float, records: list, bar) -> dict[str, Any]:
+        start = time.perf_counter()
+        if self.multi_fidelity:
+            y = self._label(lambda X, _: oracle(X, batch.fidelity), batch, records, m=1)
+        else:
+            y = self._label(oracle, batch, records)
+        oracle_s = time.perf_counter() - start
+        self._add(batch.X, y, batch.indices, batch.fidelity)
+        fit_s = self.fit()
+        record = {"step": len(self.history), "n_labels": self.n_labels, "counts": self.counts(),
+                  "batch_size": len(batch),
+                  "batch_fidelities": None if batch.fidelity is None else batch.fidelity.tolist(),
+                  "batch_cost": batch.total_cost, "cumulative_cost": self.cumulative_cost,
+                  "rmse": None, "nlpd": None, "mean_std": None, "fit_s": fit_s, "acq_s": acq_s, "oracle_s": oracle_s}
+        record.update(self.evaluate())
+        self.history.append(record)
+        records.append(record)
+        bar.update(batch.total_cost)
+        return record
+
+    def _label(self, oracle: Oracle, batch: Selection, records: list, m: int | None = None) -> torch.Tensor:
         where = f"at label {self.n_labels + 1} (batch of {len(batch)})"
         kept = f"the {self.n_labels} labels collected so far are kept in the learner"
         try:
@@ -272,7 +571,8 @@ class ActiveLearner:
         except Exception as exc:  # any failure of user code ends here, with the data kept
             raise OracleFailed(f"oracle raised {type(exc).__name__}: {exc} {where}; {kept}", records) from exc
         try:
-            m = None if self.y is None else self.y.shape[-1]
+            if m is None:
+                m = None if self.y is None else self.y.shape[-1]
             return check_y(y, "oracle output", n=len(batch), m=m)
         except InvalidInput as exc:
             raise OracleFailed(f"oracle returned unusable labels {where}: {exc}; {kept}", records) from exc

@@ -16,7 +16,7 @@ from .sparse import SparseGP
 
 __all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
            "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "SampleSurrogate", "ConsistentDropout",
-           "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "MODELS", "make_model"]
+           "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "MODELS", "MF_MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {
@@ -29,11 +29,21 @@ MODELS: dict[str, Callable[..., Surrogate]] = {
     **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
 }
 
+#: registry name -> factory(num_fidelities, seed) of the multi-fidelity surrogates, for
+#: ``ActiveLearner(surrogate="co-kriging", costs=[...])``
+MF_MODELS: dict[str, Callable[..., MultiFidelitySurrogate]] = {
+    "co-kriging": lambda num_fidelities, seed=0: CoKriging(num_fidelities, seed=seed),
+    "botorch-mf-gp": lambda num_fidelities, seed=0: BoTorchMultiFidelityGP(num_fidelities, seed=seed),
+}
 
-def make_model(model: str | Surrogate, seed: int = 0) -> Surrogate:
-    """A surrogate from a registry name, or the instance itself."""
+
+def make_model(model: str | Surrogate, seed: int = 0, num_fidelities: int | None = None) -> Surrogate:
+    """A surrogate from a registry name, or the instance itself; multi-fidelity names
+    (:data:`MF_MODELS`) need ``num_fidelities``."""
     if isinstance(model, Surrogate):
         return model
     if isinstance(model, str) and model in MODELS:
         return MODELS[model](seed=seed)
-    raise UnknownName("model", str(model), list(MODELS))
+    if isinstance(model, str) and model in MF_MODELS and num_fidelities is not None:
+        return MF_MODELS[model](int(num_fidelities), seed=seed)
+    raise UnknownName("model", str(model), list(MODELS) + list(MF_MODELS))

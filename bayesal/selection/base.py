@@ -25,14 +25,29 @@ class Selection:
         indices: their pool indices ``[q]`` (None on a box).
         scores: ``[q]`` the acquisition value of each point when it was chosen (for greedy
             selection, its gain given the points chosen before it).
+        fidelity: ``[q]`` (long) the fidelity level of each evaluation in a multi-fidelity batch
+            (None otherwise).
+        cost: ``[q]`` the cost of each evaluation when the selection knew a cost model (None
+            otherwise).
+
+    A multi-fidelity batch is a Selection with ``fidelity`` and ``cost`` filled (it is also
+    importable as ``MultiFidelitySelection``): one batch type for every learner, so a loop never
+    asks which kind it got.
     """
 
     X: torch.Tensor
     indices: torch.Tensor | None
     scores: torch.Tensor
+    fidelity: torch.Tensor | None = None
+    cost: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.X.shape[0]
+
+    @property
+    def total_cost(self) -> float:
+        """Total cost of the batch, the sum of ``cost [q]`` (0 when no cost is known)."""
+        return 0.0 if self.cost is None else float(self.cost.sum())
 
 
 def from_pool(pool, indices: torch.Tensor, scores: torch.Tensor) -> Selection:
