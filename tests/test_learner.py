@@ -139,3 +139,24 @@ def test_bad_constructor_arguments():
         ActiveLearner(Box([0.0], [1.0]), surrogate="svm")
     with pytest.raises(InvalidInput, match="oracle"):
         ActiveLearner(Box([0.0], [1.0])).run(budget=2, progress=False)
+
+
+def test_pending_pool_rows_are_not_proposed_and_can_be_told_later():
+    """``ask(q, pending=rows)`` on a pool: the pending rows are not proposed again, the batch is
+    chosen from the surrogate conditioned on them, and they are told later as usual."""
+    gen = torch.Generator().manual_seed(2)
+    X = torch.rand(60, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(4 * X[:, 0]) + X[:, 1]
+    learner = ActiveLearner(Pool(X, y), acquisition="max-variance", seed=0)
+    learner.tell(None, y[:5], indices=torch.arange(5))
+    first = learner.ask(3)
+    second = learner.ask(3, pending=first.X)
+    assert not set(first.indices.tolist()) & set(second.indices.tolist())
+    # conditioning on the pending rows is what a greedy batch of 6 does: the same six points
+    greedy = learner.ask(6)
+    assert set(first.indices.tolist()) | set(second.indices.tolist()) == set(greedy.indices.tolist())
+    assert not learner.space.labelled[first.indices].any()  # pending, not labelled
+    learner.tell(first.X, y[first.indices], indices=first.indices)
+    assert learner.n_labels == 8
+    with pytest.raises(InvalidInput, match="pool"):
+        learner.ask(2, pending=torch.full((1, 2), 5.0, dtype=torch.float64))  # not a pool row
