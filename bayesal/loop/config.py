@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInput
+from ..problems import is_multifidelity
 from ..validation import check_count
 
-__all__ = ["Setting", "SETTINGS", "CAMPAIGN_DEFAULTS", "STORE_ONLY", "check_config", "setting"]
+__all__ = ["Setting", "SETTINGS", "CAMPAIGN_DEFAULTS", "STORE_ONLY", "check_config", "setting",
+           "SINGLE_FIDELITY_DEFAULTS", "MULTI_FIDELITY_DEFAULTS"]
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,23 @@ class Setting:
 #: every setting a campaign holds, with its default (the one table: run_campaign, Campaign, CLI)
 SETTINGS: tuple[Setting, ...] = (
     Setting("problem", "branin", "name", "problem name (see `bayesal list`)"),
-    Setting("model", "exact-gp", "name", "surrogate model (see `bayesal list`)"),
-    Setting("strategy", "joint-information", "name", "acquisition strategy (see `bayesal list`)"),
+    Setting("model", None, "name", "surrogate model (see `bayesal list`); default exact-gp, or co-kriging for a "
+            "multi-fidelity problem (also botorch-mf-gp there)", optional=True),
+    Setting("strategy", None, "name", "acquisition strategy (see `bayesal list`); default joint-information, or "
+            "mf-integrated-variance for a multi-fidelity problem (also mf-information there)", optional=True),
     Setting("selector", "auto", "name", "auto, topk, greedy or stochastic (pools only)"),
-    Setting("budget", 40, "count", "labels to buy, initial design included"),
+    Setting("budget", None, "count", "labels to buy, initial design included; default 40 (not for a "
+            "multi-fidelity problem: --cost-budget limits it)", optional=True),
+    Setting("cost_budget", None, "number", "multi-fidelity problems (required there): the nominal cost to spend, "
+            "in target-fidelity evaluations, initial design included; never overspent", optional=True),
     Setting("q", 4, "count", "points per batch", flag="--batch-size"),
     Setting("initial", None, "count", "initial random design size (default d+1)", optional=True),
     Setting("seed", 0, "int", "random seed"),
     Setting("noise_std", 0.0, "number", "label noise added by analytic problems"),
     Setting("pool_size", None, "count", "discretise a box problem into a pool of this many Sobol candidates",
             optional=True),
+    Setting("n_candidates", None, "count", "multi-fidelity problems: Sobol candidates scored at each step "
+            "(default 1024)", optional=True),
     Setting("data_dir", None, "text", "folder of UCI data sets (default ../shared/data/uci)", optional=True),
     Setting("oracle", None, "text", "label with package.module:function (f(X [1, d]) -> y) instead of the problem",
             store_only=True, optional=True),
@@ -99,7 +108,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", None, "seconds", "seconds before an experiment counts as failed", store_only=True,
             optional=True),
     Setting("retries", 0, "natural", "retries of a failed experiment", store_only=True),
-    Setting("max_failures", None, "count", "stop after this many failed experiments (default max(10, 2 x budget))",
+    Setting("max_failures", None, "count", "stop after this many failed experiments (default max(10, 2 x budget); "
+            "multi-fidelity: max(10, 2 x cost_budget / the cheapest level's cost))",
             store_only=True, optional=True),
 )
 
@@ -107,6 +117,21 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 #: name -> default of every campaign setting
 CAMPAIGN_DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+#: what the optional ``model``, ``strategy`` and ``budget`` settings become on a single-fidelity problem
+SINGLE_FIDELITY_DEFAULTS: dict[str, Any] = {"model": "exact-gp", "strategy": "joint-information", "budget": 40}
+#: ... and on a multi-fidelity problem (no ``budget`` in labels: ``cost_budget`` limits the campaign)
+MULTI_FIDELITY_DEFAULTS: dict[str, Any] = {"model": "co-kriging", "strategy": "mf-integrated-variance"}
+# settings a multi-fidelity campaign refuses (value other than the default), with the reason
+_NOT_MULTI_FIDELITY = {
+    "budget": "no label budget (cost_budget limits a multi-fidelity campaign)",
+    "selector": "'auto' (a multi-fidelity step is a cost-aware greedy choice of (x, fidelity) pairs)",
+    "pool_size": "no pool (multi-fidelity problems are searched in their box)",
+    "initial": "the default nested initial design (2(d+1) points per lower level and d+1 at the target, "
+               "reduced together down to 2 until it costs at most half the cost budget)",
+    "oracle": "the problem's own oracle (a user oracle would need the fidelity)",
+    "asynchronous": "synchronous batches (the multi-fidelity learner does not condition on pending experiments)",
+}
 
 #: the settings only a stored campaign supports
 STORE_ONLY: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.store_only)
@@ -121,7 +146,11 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Every setting of ``config`` validated, the others filled in from :data:`SETTINGS`.
 
     Names must exist in their registries (model, strategy, selector), counts must be positive,
-    ``initial`` at most the budget; anything wrong raises :class:`~bayesal.errors.InvalidInput`
+    ``initial`` at most the budget. The optional ``model``, ``strategy`` and ``budget`` are filled
+    in by the kind of problem (:data:`SINGLE_FIDELITY_DEFAULTS`, :data:`MULTI_FIDELITY_DEFAULTS`);
+    a multi-fidelity problem needs ``cost_budget`` and one of its own models and strategies (the
+    single-fidelity ones are refused, not mapped, since e.g. ``exact-gp`` cannot model fidelities),
+    and ``cost_budget``/``n_candidates`` are refused elsewhere. Anything wrong raises :class:`~bayesal.errors.InvalidInput`
     naming the setting, before anything is stored or started.
     """
     from ..acquisition import make_acquisition
@@ -132,10 +161,43 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput("campaign settings", "keys among " + ", ".join(_BY_NAME), ", ".join(unknown))
     cfg = {name: _BY_NAME[name].check(config.get(name, s.default)) for name, s in _BY_NAME.items()}
+    if is_multifidelity(cfg["problem"]):
+        return _check_multifidelity(cfg)
+    for name in ("cost_budget", "n_candidates"):
+        if cfg[name] is not None:
+            raise InvalidInput(name, "a multi-fidelity problem (see `bayesal list`: the *-mf problems)",
+                               f"the single-fidelity problem {cfg['problem']!r}")
+    for name, default in SINGLE_FIDELITY_DEFAULTS.items():
+        if cfg[name] is None:
+            cfg[name] = default
     make_model(cfg["model"])
     make_acquisition(cfg["strategy"])
     if cfg["selector"] not in SELECTORS:
         raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(cfg["selector"]))
     if cfg["initial"] is not None:
         check_count(cfg["initial"], "initial", minimum=1, maximum=cfg["budget"], maximum_reason="the budget")
+    return cfg
+
+
+def _check_multifidelity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The checks and defaults of a campaign on a multi-fidelity problem."""
+    from ..acquisition import MF_ACQUISITIONS
+    from .multifidelity import MF_MODELS
+
+    for name, default in MULTI_FIDELITY_DEFAULTS.items():
+        if cfg[name] is None:
+            cfg[name] = default
+    if cfg["model"] not in MF_MODELS:
+        raise InvalidInput("model", f"a multi-fidelity model ({', '.join(MF_MODELS)}) for the multi-fidelity "
+                           f"problem {cfg['problem']!r}", repr(cfg["model"]))
+    if cfg["strategy"] not in MF_ACQUISITIONS:
+        raise InvalidInput("strategy", f"a multi-fidelity strategy ({', '.join(MF_ACQUISITIONS)}) for the "
+                           f"multi-fidelity problem {cfg['problem']!r}", repr(cfg["strategy"]))
+    if cfg["cost_budget"] is None or not cfg["cost_budget"] > 0:
+        raise InvalidInput("cost_budget", f"a positive cost budget for the multi-fidelity problem {cfg['problem']!r} "
+                           "(in target-fidelity evaluations)", repr(cfg["cost_budget"]))
+    for name, expected in _NOT_MULTI_FIDELITY.items():
+        if cfg[name] != _BY_NAME[name].default:
+            raise InvalidInput(name, f"{expected} for the multi-fidelity problem {cfg['problem']!r}",
+                               repr(cfg[name]))
     return cfg
