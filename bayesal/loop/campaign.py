@@ -44,7 +44,8 @@ from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
                         WorkerDied, run_experiment)
-from .config import CAMPAIGN_DEFAULTS, STORE_ONLY, check_config
+from .config import (CAMPAIGN_DEFAULTS, COST_TOLERANCE as _COST_TOLERANCE, STORE_ONLY, check_config,
+                     check_initial_cost, multifidelity_initial_counts)
 from .learner import ActiveLearner
 from .multifidelity import MultiFidelityLearner
 from .store import CampaignStore
@@ -52,29 +53,8 @@ from .store import CampaignStore
 __all__ = ["run_campaign", "Campaign", "campaign_status", "campaign_space", "CAMPAIGN_DEFAULTS",
            "multifidelity_initial_counts", "multifidelity_learner"]
 
-# a cost within this of the budget is affordable (sums of float costs like 1/64 are not exact)
-_COST_TOLERANCE = 1e-9
-
-
-def multifidelity_initial_counts(dim: int, costs, cost_budget: float) -> list[int]:
-    """Labels per fidelity level of the nested initial design of a multi-fidelity campaign:
-    ``2(d+1)`` at each lower level and ``d+1`` at the target, all reduced together (down to 2)
-    until the design costs at most half of ``cost_budget`` (the rule of
-    :meth:`MultiFidelityLearner.run`). ``costs``: ``[S]`` per-level costs."""
-    costs = [float(c) for c in torch.as_tensor(costs).reshape(-1)]
-    counts = [2 * (dim + 1)] * (len(costs) - 1) + [dim + 1]
-    while sum(c * k for c, k in zip(costs, counts)) > 0.5 * cost_budget and max(counts) > 2:
-        counts = [max(2, c - 1) for c in counts]
-    return counts
-
-
 def _checked_initial_counts(problem: MultiFidelityProblem, cost_budget: float) -> list[int]:
-    counts = multifidelity_initial_counts(problem.dim, problem.costs, cost_budget)
-    cost = float((torch.tensor(counts, dtype=DEFAULT_DTYPE) * problem.costs).sum())
-    if cost > cost_budget + _COST_TOLERANCE:
-        raise InvalidInput("cost_budget", f"at least {cost:.4g}, the cost of the initial design of {problem.name} "
-                           f"({counts} labels per level)", f"{cost_budget:g}")
-    return counts
+    return check_initial_cost(problem, cost_budget)[0]
 
 
 def multifidelity_learner(problem: MultiFidelityProblem, config: dict[str, Any], seed: int,
@@ -267,9 +247,7 @@ class Campaign:
         elif oracle is not None:
             settings["oracle"], oracle = oracle, None
         config = check_config(settings)
-        problem = make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # a bad name fails
-        if isinstance(problem, MultiFidelityProblem):
-            _checked_initial_counts(problem, config["cost_budget"])  # a budget too small for the design fails here
+        make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # a bad name fails here
         store = CampaignStore.create(path, config)
         return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,
                    shard_pools_from=shard_pools_from)

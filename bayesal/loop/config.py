@@ -17,7 +17,11 @@ from ..problems import is_multifidelity
 from ..validation import check_count
 
 __all__ = ["Setting", "SETTINGS", "CAMPAIGN_DEFAULTS", "STORE_ONLY", "check_config", "setting",
-           "SINGLE_FIDELITY_DEFAULTS", "MULTI_FIDELITY_DEFAULTS"]
+           "SINGLE_FIDELITY_DEFAULTS", "MULTI_FIDELITY_DEFAULTS", "multifidelity_initial_counts", "check_initial_cost",
+           "COST_TOLERANCE"]
+
+#: a cost within this of the budget is affordable (sums of float costs like 1/64 are not exact)
+COST_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -200,4 +204,30 @@ def _check_multifidelity(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg[name] != _BY_NAME[name].default:
             raise InvalidInput(name, f"{expected} for the multi-fidelity problem {cfg['problem']!r}",
                                repr(cfg[name]))
+    from ..problems import make_multifidelity_problem
+
+    check_initial_cost(make_multifidelity_problem(cfg["problem"]), cfg["cost_budget"])  # cheap: no test set
     return cfg
+
+
+def multifidelity_initial_counts(dim: int, costs, cost_budget: float) -> list[int]:
+    """Labels per fidelity level of the nested initial design of a multi-fidelity campaign:
+    ``2(d+1)`` at each lower level and ``d+1`` at the target, all reduced together (down to 2)
+    until the design costs at most half of ``cost_budget`` (the rule of
+    :meth:`~bayesal.loop.multifidelity.MultiFidelityLearner.run`). ``costs``: ``[S]`` per-level costs."""
+    costs = [float(c) for c in costs]
+    counts = [2 * (dim + 1)] * (len(costs) - 1) + [dim + 1]
+    while sum(c * k for c, k in zip(costs, counts)) > 0.5 * cost_budget and max(counts) > 2:
+        counts = [max(2, c - 1) for c in counts]
+    return counts
+
+
+def check_initial_cost(problem, cost_budget: float) -> tuple[list[int], float]:
+    """The initial design of a multi-fidelity campaign on ``problem`` and its cost; raises
+    :class:`~bayesal.errors.InvalidInput` (``cost_budget``) when the budget cannot pay for it."""
+    counts = multifidelity_initial_counts(problem.dim, problem.costs.tolist(), cost_budget)
+    cost = sum(float(c) * k for c, k in zip(problem.costs.tolist(), counts))
+    if cost > cost_budget + COST_TOLERANCE:
+        raise InvalidInput("cost_budget", f"at least {cost:.4g}, the cost of the initial design of {problem.name} "
+                           f"({counts} labels per level)", f"{cost_budget:g}")
+    return counts, cost
