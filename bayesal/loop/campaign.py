@@ -53,6 +53,17 @@ from .store import CampaignStore
 __all__ = ["run_campaign", "Campaign", "campaign_status", "campaign_space", "CAMPAIGN_DEFAULTS",
            "multifidelity_initial_counts", "multifidelity_learner"]
 
+# test sets of the multi-fidelity problems, by name: deterministic, and the PDE ones take seconds
+# to compute on their reference grids (a report or a resume in the same process reuses them)
+_MF_TEST_SETS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _mf_test_set(problem: MultiFidelityProblem):
+    if problem.name not in _MF_TEST_SETS:
+        _MF_TEST_SETS[problem.name] = problem.test_set()
+    return _MF_TEST_SETS[problem.name]
+
+
 def _checked_initial_counts(problem: MultiFidelityProblem, cost_budget: float) -> list[int]:
     return check_initial_cost(problem, cost_budget)[0]
 
@@ -124,7 +135,7 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
 
 def _run_multifidelity_in_memory(problem: MultiFidelityProblem, config: dict[str, Any], callback, progress):
     counts = _checked_initial_counts(problem, config["cost_budget"])
-    learner = multifidelity_learner(problem, config, config["seed"])
+    learner = multifidelity_learner(problem, config, config["seed"], test_set=_mf_test_set(problem))
     oracle = problem
     if config["noise_std"] > 0:
         gen = torch.Generator().manual_seed(config["seed"])
@@ -205,7 +216,7 @@ class Campaign:
         self.multifidelity = isinstance(problem, MultiFidelityProblem)
         if self.multifidelity:
             self.costs = [float(c) for c in problem.costs]
-            self._test_set = problem.test_set()
+            self._test_set = _mf_test_set(problem)
             self.learner = multifidelity_learner(problem, cfg, self._mf_seed(0), test_set=self._test_set)
             cheapest_labels = math.ceil(self.cost_budget / min(self.costs))
             self.max_failures = cfg["max_failures"] or max(10, 2 * cheapest_labels)
@@ -360,6 +371,12 @@ class Campaign:
         step = self.store.next_step()
         left = self._cost_left(exps)
         start = time.perf_counter()
+        if step > 0:
+            # the fit in its own seeded stream (a no-op when _record has just fitted), so that the
+            # acquisition's stream is the same whether or not this process wrote the record
+            with torch.random.fork_rng():
+                torch.manual_seed(self._mf_seed(step))
+                self.learner.fit()
         with torch.random.fork_rng():
             torch.manual_seed(self._mf_seed(step))
             if step == 0:
