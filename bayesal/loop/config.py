@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("q", 4, "count", "points per batch", flag="--batch-size"),
     Setting("initial", None, "count", "initial random design size (default d+1)", optional=True),
     Setting("seed", 0, "int", "random seed"),
-    Setting("noise_std", 0.0, "number", "label noise added by analytic problems"),
+    Setting("noise_std", 0.0, "number", "label noise added by analytic and multi-fidelity problems"),
     Setting("pool_size", None, "count", "discretise a box problem into a pool of this many Sobol candidates",
             optional=True),
     Setting("n_candidates", None, "count", "multi-fidelity problems: Sobol candidates scored at each step "
