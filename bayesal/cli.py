@@ -1,6 +1,6 @@
 """The ``bayesal`` command line.
 
-    bayesal run [--problem P] [--model M] [--strategy S] [--budget N] [--batch-size q]
+    bayesal run [--problem P] [--model M] [--strategy S] [--budget N | --cost-budget C] [--batch-size q]
                 [--initial n0] [--seed s] [--out DIR]
                 [--store FILE.db [--executor inprocess|process|dask] [--workers N] [--cluster tcp://HOST:PORT]
                  [--async] [--timeout S] [--retries R]] [--config FILE.toml] [--quiet | --verbose]
@@ -12,6 +12,11 @@
 
 Bad names or values, a bad config file or a bad store print one ``bayesal: error: ...`` line
 and exit with status 2; a campaign stopped by too many failed experiments exits with status 1.
+
+A multi-fidelity problem (``--problem heat-mf``, ``forrester-mf``, ...: the ``*-mf`` names of
+``bayesal list``) runs on ``--cost-budget C`` (nominal cost, in target-fidelity evaluations)
+instead of ``--budget``, with the models ``co-kriging`` (default) / ``botorch-mf-gp`` and the
+strategies ``mf-integrated-variance`` (default) / ``mf-information``.
 """
 
 from __future__ import annotations
@@ -100,13 +105,14 @@ def _setting_arguments(parser) -> None:
 
 def _settings(args) -> dict:
     """The campaign settings given on the command line (and in --config), validated by the one
-    table of :mod:`bayesal.loop.config`; an invalid one is reported under its flag."""
+    table of :mod:`bayesal.loop.config` (which fills in the defaults that depend on the kind of
+    problem); an invalid one is reported under its flag."""
     from .errors import UnknownName
     from .loop.config import SETTINGS, check_config
 
     settings = {s.name: getattr(args, s.name) for s in SETTINGS}
     try:
-        check_config(settings)
+        settings = check_config(settings)
     except UnknownName:
         raise
     except InvalidInput as exc:
@@ -182,10 +188,23 @@ def _cmd_list(args) -> int:
     from .models import MODELS
     from .problems import problem_names
 
-    print("problems:   " + ", ".join(problem_names(args.data_dir)))
+    from .acquisition import MF_ACQUISITIONS
+    from .loop.multifidelity import MF_MODELS
+    from .problems import MF_PROBLEMS
+
+    print("problems:   " + ", ".join(n for n in problem_names(args.data_dir) if n not in MF_PROBLEMS))
     print("models:     " + ", ".join(MODELS))
     print("strategies: " + ", ".join(ACQUISITIONS))
+    print("multi-fidelity problems (run with --cost-budget): " + ", ".join(MF_PROBLEMS))
+    print("multi-fidelity models:     " + ", ".join(MF_MODELS))
+    print("multi-fidelity strategies: " + ", ".join(MF_ACQUISITIONS))
     return 0
+
+
+def _budget_words(settings: dict) -> str:
+    if settings.get("cost_budget") is not None:
+        return f"cost budget {settings['cost_budget']:g}"
+    return f"budget {settings['budget']}"
 
 
 def _cmd_run(args) -> int:
@@ -211,10 +230,10 @@ def _cmd_run(args) -> int:
                            data_dir=settings["data_dir"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "command"}
+    config = {**{k: v for k, v in vars(args).items() if k != "command"}, **settings}
     if not args.quiet:
-        print(f"bayesal: {args.strategy} on {problem.name} ({problem.description}), {args.model}, "
-              f"budget {args.budget}, batches of {args.q}, seed {args.seed}", file=sys.stderr)
+        print(f"bayesal: {settings['strategy']} on {problem.name} ({problem.description}), {settings['model']}, "
+              f"{_budget_words(settings)}, batches of {args.q}, seed {args.seed}", file=sys.stderr)
     start = time.perf_counter()
 
     in_memory = {k: v for k, v in settings.items() if k not in STORE_ONLY + ("problem", "strategy")}
@@ -226,9 +245,9 @@ def _cmd_run(args) -> int:
             return exc.history, str(exc)
         return records, None
 
-    records, failure = campaign(args.strategy)
+    records, failure = campaign(settings["strategy"])
     (out / "results.json").write_text(json.dumps(records, indent=1))
-    curves = {args.strategy: records}
+    curves = {settings["strategy"]: records}
     baseline = None
     if args.baseline is not None and failure is None:
         baseline, failure = campaign(args.baseline)
@@ -237,18 +256,20 @@ def _cmd_run(args) -> int:
     (out / "config.json").write_text(json.dumps({**config, "seconds": time.perf_counter() - start,
                                                  "failed": failure}, indent=1))
     if records:
-        plot_learning_curves(curves, out / "learning_curve.png", title=f"{problem.name}: {args.model}")
+        plot_learning_curves(curves, out / "learning_curve.png", title=f"{problem.name}: {settings['model']}")
     if failure is not None:
         print(f"bayesal: oracle failed: {failure}; results so far in {out}", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"{'labels':>7} {'rmse':>10} {'nlpd':>9} {'mean std':>10} {'fit s':>7} {'acq s':>7}")
+        mf = settings["cost_budget"] is not None
+        print(f"{'labels':>7} {'rmse':>10} {'nlpd':>9} {'mean std':>10} {'fit s':>7} {'acq s':>7}"
+              + (f" {'cost':>9}" if mf else ""))
         for r in records:
             print(f"{r['n_labels']:>7} {r['rmse']:>10.4g} {r['nlpd']:>9.3f} {r['mean_std']:>10.4g} "
-                  f"{r['fit_s']:>7.2f} {r['acq_s']:>7.2f}")
+                  f"{r['fit_s']:>7.2f} {r['acq_s']:>7.2f}" + (f" {r['cumulative_cost']:>9.4g}" if mf else ""))
         if baseline:
             ratio = records[-1]["rmse"] / baseline[-1]["rmse"]
-            print(f"final RMSE {records[-1]['rmse']:.4g} ({args.strategy}) vs {baseline[-1]['rmse']:.4g} "
+            print(f"final RMSE {records[-1]['rmse']:.4g} ({settings['strategy']}) vs {baseline[-1]['rmse']:.4g} "
                   f"({args.baseline}): ratio {ratio:.2f}")
         print(f"wrote {out / 'results.json'} and {out / 'learning_curve.png'} "
               f"({time.perf_counter() - start:.1f} s)")
@@ -281,9 +302,9 @@ def _cmd_run_store(args, settings: dict) -> int:
         executor.close()
         raise
     if not args.quiet:
-        print(f"bayesal: {args.strategy} on {args.problem}, {args.model}, budget {args.budget}, batches of {args.q}, "
-              f"seed {args.seed}, store {args.store}, executor {executor.name} ({executor.max_workers} worker(s))",
-              file=sys.stderr)
+        print(f"bayesal: {settings['strategy']} on {args.problem}, {settings['model']}, {_budget_words(settings)}, "
+              f"batches of {args.q}, seed {args.seed}, store {args.store}, executor {executor.name} "
+              f"({executor.max_workers} worker(s))", file=sys.stderr)
     return _drive(campaign, executor, args)
 
 
@@ -305,7 +326,12 @@ def _cmd_resume(args) -> int:
     campaign, executor = _resume_with_executor(args)
     if not args.quiet:
         counts = campaign.store.counts()
-        print(f"bayesal: resuming {args.store}: {counts['done']} of {campaign.budget} done, "
+        if campaign.multifidelity:
+            spent, _ = campaign.cost_spent()
+            done = f"{counts['done']} done at a nominal cost of {spent:.4g} of {campaign.cost_budget:g}"
+        else:
+            done = f"{counts['done']} of {campaign.budget} done"
+        print(f"bayesal: resuming {args.store}: {done}, "
               f"{counts['running']} running and {counts['pending']} pending go back to the queue", file=sys.stderr)
     return _drive(campaign, executor, args)
 
@@ -382,8 +408,15 @@ def _cmd_status(args) -> int:
     print(f"{'state':<10} {'count':>6}")
     for state in ("done", "running", "pending", "failed"):
         print(f"{state:<10} {status[state]:>6}")
-    print(f"{'budget':<10} {status['budget']:>6}   {'complete' if status['complete'] else 'in progress'}, "
-          f"{status['steps']} steps, oracle cost {status['cost']:.3g}")
+    if status.get("multifidelity"):
+        print(f"{'cost':<10} {status['cost_spent']:>6.4g}   of a cost budget of {status['cost_budget']:g} (nominal, "
+              f"{status['cost_reserved']:.4g} reserved by outstanding experiments), "
+              f"{'complete' if status['complete'] else 'in progress'}, {status['steps']} steps")
+        for name, cost, n in zip(status["fidelity_names"], status["fidelity_costs"], status["fidelity_counts"]):
+            print(f"{'level':<10} {n:>6}   done at {name} (cost {cost:.4g} each)")
+    else:
+        print(f"{'budget':<10} {status['budget']:>6}   {'complete' if status['complete'] else 'in progress'}, "
+              f"{status['steps']} steps, oracle cost {status['cost']:.3g}")
     last = status["last"]
     if last is not None and last.get("rmse") is not None:
         print(f"latest     {last['n_labels']} labels: test RMSE {last['rmse']:.4g}, NLPD {last['nlpd']:.3f}")

@@ -1,7 +1,9 @@
 """A campaign report: PNG figures and an ``index.html`` that shows them, from a campaign store.
 
 Figures: the learning curve (test RMSE, NLPD and mean posterior std against labels), the cost
-curve (cumulative oracle cost against labels, and test RMSE against cumulative cost), a map of
+curve (cumulative oracle cost against labels, and test RMSE against cumulative cost; for a
+multi-fidelity campaign the nominal cost, each label marked by its fidelity level, and the RMSE
+of the target fidelity), a map of
 the acquisition function over the space when it has one or two inputs, and a calibration plot
 (the fraction of test points inside the model's central predictive intervals against the
 nominal level; a calibrated model lies on the diagonal).
@@ -28,12 +30,16 @@ from .plotting import plot_learning_curves, save_figure  # noqa: E402
 __all__ = ["write_report", "plot_cost_curve", "plot_acquisition_map", "plot_calibration", "calibration_curve"]
 
 
-def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | None = None) -> str:
+def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | None = None,
+                    cost_name: str = "oracle cost", fidelity_names=None, cost_budget: float | None = None) -> str:
     """Cumulative oracle cost against completed labels (failed experiments cost too, marked with
-    crosses), and test RMSE against cumulative cost; saved to ``path``."""
+    crosses), and test RMSE against cumulative cost; saved to ``path``.
+
+    For a multi-fidelity campaign pass ``cost_name="nominal cost"``, ``fidelity_names`` (the
+    levels, lowest first: each label is then marked by its level) and ``cost_budget`` (a line)."""
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), squeeze=False)
     ax = axes[0][0]
-    total, labels, xs, ys, fx, fy = 0.0, 0, [], [], [], []
+    total, labels, xs, ys, fx, fy, levels = 0.0, 0, [], [], [], [], []
     for e in experiments:
         if e.state not in ("done", "failed"):
             continue
@@ -42,14 +48,26 @@ def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | 
             labels += 1
             xs.append(labels)
             ys.append(total)
+            levels.append(None if e.fidelity is None else int(e.fidelity))
         else:
             fx.append(labels)
             fy.append(total)
-    ax.plot(xs, ys, marker="o", markersize=3, label="done")
+    if fidelity_names:
+        ax.plot(xs, ys, color="grey", linewidth=1)
+        for level, name in enumerate(fidelity_names):
+            pts = [(x, y) for x, y, f in zip(xs, ys, levels) if f == level]
+            if pts:
+                ax.plot(*zip(*pts), "o", markersize=3 + 1.5 * level, color=f"C{level}", label=str(name))
+    else:
+        ax.plot(xs, ys, marker="o", markersize=3, label="done")
     if fx:
         ax.plot(fx, fy, "x", color="C3", label="failed")
+    if cost_budget is not None:
+        for a in axes[0]:
+            (a.axhline if a is ax else a.axvline)(cost_budget, color="k", linestyle=":", linewidth=1,
+                                                  label="cost budget" if a is ax else None)
     ax.set_xlabel("labels")
-    ax.set_ylabel("cumulative oracle cost")
+    ax.set_ylabel(f"cumulative {cost_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax = axes[0][1]
@@ -58,8 +76,8 @@ def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | 
         cx, cy = zip(*pts)
         ax.plot(cx, cy, marker="o", markersize=3)
         ax.set_yscale("log")
-    ax.set_xlabel("cumulative oracle cost")
-    ax.set_ylabel("test RMSE")
+    ax.set_xlabel(f"cumulative {cost_name}")
+    ax.set_ylabel("test RMSE" + (" (target fidelity)" if fidelity_names else ""))
     ax.grid(alpha=0.3)
     return save_figure(fig, path, title)
 
@@ -235,7 +253,9 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
             campaign = Campaign(store, oracle=oracle)
             campaign._load()
             campaign.learner.fit()
-            if campaign.learner.space.dim <= 2:
+            # the acquisition map shows a single-fidelity acquisition; a multi-fidelity one scores
+            # (x, level) pairs and is left out
+            if campaign.learner.space.dim <= 2 and not campaign.multifidelity:
                 jobs.append(("acquisition_map.png", "acquisition map"))
             jobs.append(("calibration.png", "calibration"))
         for filename, caption in tqdm(jobs, desc="report", unit="figure", disable=not progress, leave=False):
@@ -244,26 +264,37 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
                 plot_learning_curves({config["strategy"]: records} if records else {config["strategy"]: []}, path,
                                      title=name)
             elif filename == "cost_curve.png":
-                plot_cost_curve(experiments, records, path, title=name)
+                if status.get("multifidelity"):
+                    plot_cost_curve(experiments, records, path, title=name, cost_name="nominal cost",
+                                    fidelity_names=status["fidelity_names"], cost_budget=status["cost_budget"])
+                else:
+                    plot_cost_curve(experiments, records, path, title=name)
             elif filename == "acquisition_map.png":
                 plot_acquisition_map(campaign.learner, experiments, path,
                                      title=f"{config['strategy']} after {status['done']} labels")
             else:
                 X_test, y_test = campaign.learner.test_set
-                plot_calibration(campaign.learner.surrogate, X_test, y_test, path,
+                surrogate = campaign.learner.target() if campaign.multifidelity else campaign.learner.surrogate
+                plot_calibration(surrogate, X_test, y_test, path,
                                  title=f"calibration after {status['done']} labels")
             figures.append((filename, caption))
         counts = "".join(f"<tr><th>{k}</th><td>{status[k]}</td></tr>"
-                         for k in ("done", "running", "pending", "failed", "budget"))
+                         for k in ("done", "running", "pending", "failed",
+                                   "cost_budget" if status.get("multifidelity") else "budget"))
         last = status["last"]
-        summary = (f"{status['done']} of {status['budget']} labels, {status['failed']} failed experiments, "
-                   f"oracle cost {status['cost']:.3g}")
+        if status.get("multifidelity"):
+            levels = ", ".join(f"{n} at {name}" for n, name in zip(status["fidelity_counts"], status["fidelity_names"]))
+            summary = (f"{status['done']} labels ({levels}), {status['failed']} failed experiments, nominal cost "
+                       f"{status['cost_spent']:.4g} of a cost budget of {status['cost_budget']:g}")
+        else:
+            summary = (f"{status['done']} of {status['budget']} labels, {status['failed']} failed experiments, "
+                       f"oracle cost {status['cost']:.3g}")
         if last is not None and last.get("rmse") is not None:
             summary += f"; final test RMSE {last['rmse']:.4g}, NLPD {last['nlpd']:.3f}"
         figure_html = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                                 f"</figcaption></figure>" for f, c in figures)
         rows = "\n".join(
-            f"<tr><td>{e.id}</td><td>{e.step}</td><td>{e.state}</td><td>{_fmt(e.x)}</td><td>{_fmt(e.y)}</td>"
+            f"<tr><td>{e.id}</td><td>{e.step}</td><td>{e.state}</td><td>{_fmt(e.x)}{'' if e.fidelity is None else f' @ level {int(e.fidelity)}'}</td><td>{_fmt(e.y)}</td>"
             f"<td>{'' if e.cost is None else f'{e.cost:.3g}'}</td><td>{e.attempts}</td>"
             f"<td>{html.escape(e.error or '')}</td></tr>" for e in experiments)
         page = _PAGE.format(title=html.escape(f"bayesal campaign: {name}"), summary=html.escape(summary),

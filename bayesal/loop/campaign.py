@@ -12,6 +12,18 @@ ends exactly where an uninterrupted one would.
 Synchronous mode proposes a batch of q, evaluates it (results stored one by one as they return),
 then refits. With ``asynchronous=True`` up to q experiments are in flight, and each time one
 returns a new point is proposed from the surrogate conditioned on the pending ones.
+
+A campaign on a multi-fidelity problem (``heat-mf``, ``forrester-mf``, ...; see
+:data:`~bayesal.problems.MF_PROBLEMS`) proposes ``(x, fidelity)`` pairs with a
+:class:`~bayesal.loop.multifidelity.MultiFidelityLearner`, stores each experiment's fidelity
+(the store's ``fidelity`` column) and, once evaluated, the level's nominal cost
+(``problem.costs[fidelity]``, in target-fidelity evaluations) as its cost, and stops when
+``cost_budget`` cannot pay for another evaluation at the cheapest level. It never overspends:
+each batch is chosen with the budget left after the nominal cost of every done, failed, pending
+and running experiment. Its first step is the learner's nested initial design
+(:func:`multifidelity_initial_counts`); each later step refits a fresh learner on the done
+experiments in proposal order, with a seed derived from ``(seed, step)``, so a resumed campaign
+fits and proposes exactly what an uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -27,16 +39,42 @@ import torch
 from tqdm.std import tqdm
 
 from ..errors import InvalidInput, OracleFailed, StoreError
-from ..problems import Problem, make_problem
+from ..problems import MultiFidelityProblem, Problem, is_multifidelity, make_problem
 from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
                         WorkerDied, run_experiment)
-from .config import CAMPAIGN_DEFAULTS, STORE_ONLY, check_config
+from .config import (CAMPAIGN_DEFAULTS, COST_TOLERANCE as _COST_TOLERANCE, STORE_ONLY, check_config,
+                     check_initial_cost, multifidelity_initial_counts)
 from .learner import ActiveLearner
+from .multifidelity import MultiFidelityLearner
 from .store import CampaignStore
 
-__all__ = ["run_campaign", "Campaign", "campaign_status", "campaign_space", "CAMPAIGN_DEFAULTS"]
+__all__ = ["run_campaign", "Campaign", "campaign_status", "campaign_space", "CAMPAIGN_DEFAULTS",
+           "multifidelity_initial_counts", "multifidelity_learner"]
+
+# test sets of the multi-fidelity problems, by name: deterministic, and the PDE ones take seconds
+# to compute on their reference grids (a report or a resume in the same process reuses them)
+_MF_TEST_SETS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _mf_test_set(problem: MultiFidelityProblem):
+    if problem.name not in _MF_TEST_SETS:
+        _MF_TEST_SETS[problem.name] = problem.test_set()
+    return _MF_TEST_SETS[problem.name]
+
+
+def _checked_initial_counts(problem: MultiFidelityProblem, cost_budget: float) -> list[int]:
+    return check_initial_cost(problem, cost_budget)[0]
+
+
+def multifidelity_learner(problem: MultiFidelityProblem, config: dict[str, Any], seed: int,
+                          test_set=None) -> MultiFidelityLearner:
+    """The (empty) learner of a multi-fidelity campaign with these (checked) settings."""
+    extra = {} if config["n_candidates"] is None else {"n_candidates": config["n_candidates"]}
+    return MultiFidelityLearner(problem.space, problem.costs, surrogate=config["model"],
+                                acquisition=config["strategy"], seed=seed,
+                                test_set=problem.test_set() if test_set is None else test_set, **extra)
 
 
 def campaign_space(problem: Problem, config: dict[str, Any]):
@@ -57,7 +95,10 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
     ``settings`` are those of :data:`bayesal.loop.config.SETTINGS` (``model, strategy, selector,
     budget, q, initial, seed, noise_std, pool_size, data_dir``; store-only ones need ``store``),
     with the defaults of that table: the same as ``bayesal run`` and :meth:`Campaign.create`.
-    ``problem`` is a name or a :class:`~bayesal.problems.Problem`.
+    ``problem`` is a name or a :class:`~bayesal.problems.Problem`. On a multi-fidelity problem name
+    (``heat-mf``, ...) it needs ``cost_budget`` and returns a
+    :class:`~bayesal.loop.multifidelity.MultiFidelityLearner` and its records (with
+    ``cumulative_cost`` and ``counts`` per level).
 
     With ``store`` (a path), the campaign runs through a :class:`Campaign` written to that
     SQLite file (a new one, or the campaign it holds is resumed) on ``executor``; ``problem``
@@ -79,6 +120,8 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
     used = [key for key in STORE_ONLY if config[key] != CAMPAIGN_DEFAULTS[key]]
     if used:
         raise InvalidInput(used[0], "a stored campaign (store=PATH) for this setting", repr(config[used[0]]))
+    if isinstance(problem, str) and is_multifidelity(problem):
+        return _run_multifidelity_in_memory(make_problem(problem), config, callback, progress)
     if isinstance(problem, str):
         problem = make_problem(problem, noise_std=config["noise_std"], seed=config["seed"],
                                data_dir=config["data_dir"])
@@ -86,6 +129,22 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
                             acquisition=config["strategy"], selector=config["selector"], seed=config["seed"],
                             test_set=problem.test_set())
     records = learner.run(problem, budget=config["budget"], q=config["q"], initial=config["initial"],
+                          callback=callback, progress=progress)
+    return learner, records
+
+
+def _run_multifidelity_in_memory(problem: MultiFidelityProblem, config: dict[str, Any], callback, progress):
+    counts = _checked_initial_counts(problem, config["cost_budget"])
+    learner = multifidelity_learner(problem, config, config["seed"], test_set=_mf_test_set(problem))
+    oracle = problem
+    if config["noise_std"] > 0:
+        gen = torch.Generator().manual_seed(config["seed"])
+
+        def oracle(X, fidelity):
+            y = problem.evaluate(X, fidelity)
+            return y + config["noise_std"] * torch.randn(y.shape, generator=gen, dtype=y.dtype)
+
+    records = learner.run(oracle, cost_budget=config["cost_budget"], q=config["q"], initial=counts,
                           callback=callback, progress=progress)
     return learner, records
 
@@ -150,12 +209,22 @@ class Campaign:
             raise StoreError(f"the campaign in {store.path} has unusable settings: {exc}") from None
         cfg = self.config
         self.budget, self.q, self.seed = cfg["budget"], cfg["q"], cfg["seed"]
+        self.cost_budget = cfg["cost_budget"]
         self.retries = cfg["retries"]
-        self.max_failures = cfg["max_failures"] or max(10, 2 * self.budget)
         problem = make_problem(cfg["problem"], seed=cfg["seed"], data_dir=cfg["data_dir"])
         self.problem = problem
-        self.learner = ActiveLearner(campaign_space(problem, cfg), surrogate=cfg["model"], acquisition=cfg["strategy"],
-                                     selector=cfg["selector"], seed=cfg["seed"], test_set=problem.test_set())
+        self.multifidelity = isinstance(problem, MultiFidelityProblem)
+        if self.multifidelity:
+            self.costs = [float(c) for c in problem.costs]
+            self._test_set = _mf_test_set(problem)
+            self.learner = multifidelity_learner(problem, cfg, self._mf_seed(0), test_set=self._test_set)
+            cheapest_labels = math.ceil(self.cost_budget / min(self.costs))
+            self.max_failures = cfg["max_failures"] or max(10, 2 * cheapest_labels)
+        else:
+            self.max_failures = cfg["max_failures"] or max(10, 2 * self.budget)
+            self.learner = ActiveLearner(campaign_space(problem, cfg), surrogate=cfg["model"],
+                                         acquisition=cfg["strategy"], selector=cfg["selector"], seed=cfg["seed"],
+                                         test_set=problem.test_set())
         if oracle is not None:
             self.oracle_spec = CallableOracleSpec(oracle)
         elif cfg["oracle"] == "python":
@@ -179,9 +248,9 @@ class Campaign:
                **settings) -> "Campaign":
         """A new campaign in a new store at ``path``.
 
-        ``settings``: ``problem, model, strategy, selector, budget, q, initial, seed, noise_std,
-        pool_size, data_dir, oracle ("module:function"), asynchronous, timeout, retries,
-        max_failures`` (see :data:`bayesal.loop.config.SETTINGS`). A Python callable ``oracle`` labels
+        ``settings``: ``problem, model, strategy, selector, budget, cost_budget, q, initial, seed,
+        noise_std, pool_size, n_candidates, data_dir, oracle ("module:function"), asynchronous,
+        timeout, retries, max_failures`` (see :data:`bayesal.loop.config.SETTINGS`). A Python callable ``oracle`` labels
         instead of the problem (the problem still gives the space and the test set).
         """
         if oracle is not None and not isinstance(oracle, str):
@@ -219,9 +288,45 @@ class Campaign:
         if self.verbose:
             tqdm.write(f"bayesal: {message}", file=sys.stderr)
 
+    def _mf_seed(self, step: int) -> int:
+        """The learner seed of multi-fidelity step ``step`` (its candidates and its fits)."""
+        return (self.seed * 1_000_003 + 7_919 * step + 1) % (2**31 - 1)
+
+    def nominal_cost(self, experiment) -> float:
+        """The nominal cost of a multi-fidelity experiment: its level's ``problem.costs`` entry."""
+        return self.costs[int(experiment.fidelity)]
+
+    def cost_spent(self, exps=None) -> tuple[float, float]:
+        """``(spent, reserved)``: the nominal cost of the done and failed experiments, and of the
+        pending and running ones (multi-fidelity campaigns)."""
+        exps = self.store.experiments() if exps is None else exps
+        spent = sum(self.nominal_cost(e) for e in exps if e.state in ("done", "failed"))
+        reserved = sum(self.nominal_cost(e) for e in exps if e.state in ("pending", "running"))
+        return float(spent), float(reserved)
+
+    def _cost_left(self, exps) -> float:
+        spent, reserved = self.cost_spent(exps)
+        return self.cost_budget - spent - reserved
+
+    def _affordable(self, exps) -> bool:
+        """Whether the cost budget left can pay for one more evaluation at the cheapest level."""
+        return self._cost_left(exps) >= min(self.costs) - _COST_TOLERANCE
+
     def _load(self):
         """Put the stored results into the learner, in proposal order; returns the experiments."""
         exps = self.store.experiments()
+        if self.multifidelity:
+            # a fresh learner told every result at once: the same learner whatever the history of
+            # kills and resumes, seeded for the step it is about to propose
+            done = [e for e in exps if e.state == "done"]
+            learner = multifidelity_learner(self.problem, self.config, self._mf_seed(self.store.next_step()),
+                                            test_set=self._test_set)
+            if done:
+                X = torch.tensor([e.x for e in done], dtype=DEFAULT_DTYPE).reshape(len(done), self.problem.dim)
+                learner.tell(X, [int(e.fidelity) for e in done],
+                             torch.tensor([e.y[0] for e in done], dtype=DEFAULT_DTYPE))
+            self.learner = learner
+            return exps
         done = [e for e in exps if e.state == "done"]
         d = self.learner.space.dim
         X = torch.tensor([e.x for e in done], dtype=DEFAULT_DTYPE).reshape(len(done), d)
@@ -235,17 +340,66 @@ class Campaign:
         done = [e for e in exps if e.state == "done"]
         if not done or self.store.records() and self.store.records()[-1]["n_labels"] >= len(done):
             return
-        fit_s = self.learner.fit()
-        record = {"n_labels": len(done), "step": self.store.next_step(),
+        step = self.store.next_step()
+        if self.multifidelity:
+            with torch.random.fork_rng():
+                torch.manual_seed(self._mf_seed(step))
+                fit_s = self.learner.fit()
+                evaluation = self.learner.evaluate()
+        else:
+            fit_s = self.learner.fit()
+            evaluation = self.learner.evaluate()
+        record = {"n_labels": len(done), "step": step,
                   "failed": sum(e.state == "failed" for e in exps),
                   "rmse": None, "nlpd": None, "mean_std": None, "fit_s": fit_s,
                   "cost": float(sum(e.cost or 0.0 for e in exps if e.state in ("done", "failed")))}
-        record.update(self.learner.evaluate())
+        if self.multifidelity:  # nominal costs, the ones the budget is charged
+            record["cost"] = record["cumulative_cost"] = self.cost_spent(exps)[0]
+            record["counts"] = self.learner.counts()
+        record.update(evaluation)
         self.store.add_record(record)
         if record["rmse"] is not None:
             self._log(f"{len(done)} labels: test RMSE {record['rmse']:.4g}")
         if self._bar is not None and record["rmse"] is not None:
             self._bar.set_postfix(rmse=f"{record['rmse']:.4g}")
+
+    def _propose_multifidelity(self) -> bool:
+        """Propose the next multi-fidelity step (the initial design first) within the cost left;
+        returns False when nothing more fits (the campaign is over)."""
+        exps = self._load()
+        self._record(exps)
+        step = self.store.next_step()
+        left = self._cost_left(exps)
+        start = time.perf_counter()
+        if step > 0:
+            # the fit in its own seeded stream (a no-op when _record has just fitted), so that the
+            # acquisition's stream is the same whether or not this process wrote the record
+            with torch.random.fork_rng():
+                torch.manual_seed(self._mf_seed(step))
+                self.learner.fit()
+        with torch.random.fork_rng():
+            torch.manual_seed(self._mf_seed(step))
+            if step == 0:
+                batch = self.learner.initial_design(_checked_initial_counts(self.problem, self.cost_budget))
+            else:
+                batch = self.learner.ask(self.q, budget=left)
+        acq_s = time.perf_counter() - start
+        # never overspend, whatever the acquisition did with the budget: keep the affordable prefix
+        keep, total = 0, 0.0
+        for f in batch.fidelity.tolist():
+            if total + self.costs[f] > left + _COST_TOLERANCE:
+                break
+            total += self.costs[f]
+            keep += 1
+        if keep == 0:
+            self._log(f"step {step}: nothing fits in the cost budget left ({left:.4g})")
+            return False
+        self.store.add_experiments(step, batch.X[:keep].tolist(), seed=self._mf_seed(step),
+                                   scores=batch.scores[:keep].tolist(), fidelities=batch.fidelity[:keep].tolist(),
+                                   acq_s=acq_s)
+        self._log(f"step {step}: proposed {keep} point(s) at levels {batch.fidelity[:keep].tolist()}, cost "
+                  f"{total:.4g} of {left:.4g} left, in {acq_s:.2f} s")
+        return True
 
     def _propose(self, size: int) -> None:
         exps = self._load()
@@ -285,30 +439,38 @@ class Campaign:
             return
         for e in self.store.claim(self.worker, free):
             task = ExperimentTask(e.id, tuple(e.x), e.pool_index, self._experiment_seed(e.step, e.slot),
-                                  self.config["timeout"], outputs=self.learner.test_set[1].shape[-1])
+                                  self.config["timeout"], outputs=self.learner.test_set[1].shape[-1],
+                                  fidelity=None if e.fidelity is None else int(e.fidelity))
             in_flight[self.executor.submit(run_experiment, self.oracle_spec, task)] = e
 
     def _collect(self, in_flight: dict) -> None:
         finished = self.executor.wait(list(in_flight))
         for handle in finished:
             e = in_flight.pop(handle)
+            # a multi-fidelity experiment costs its level's nominal cost, however long it took
+            nominal = self.nominal_cost(e) if self.multifidelity else None
             try:
                 result = self.executor.outcome(handle)
             except WorkerDied as exc:
                 # a dead worker is not the oracle's fault: at least one retry whatever --retries says
-                state = self.store.fail(e.id, f"worker died: {exc}", max_attempts=max(self.retries, 1) + 1)
+                state = self.store.fail(e.id, f"worker died: {exc}", max_attempts=max(self.retries, 1) + 1,
+                                        cost=nominal)
                 self._log(f"experiment {e.id}: worker died ({exc}); {state}")
                 continue
             except Exception as exc:  # the task could not even run (e.g. could not be pickled)
-                state = self.store.fail(e.id, f"{type(exc).__name__}: {exc}", max_attempts=self.retries + 1)
+                state = self.store.fail(e.id, f"{type(exc).__name__}: {exc}", max_attempts=self.retries + 1,
+                                        cost=nominal)
                 self._log(f"experiment {e.id}: {type(exc).__name__}: {exc}; {state}")
                 continue
             if result["ok"]:
-                if self.store.complete(e.id, result["y"], result["cost"]) and self._bar is not None:
-                    self._bar.update(1)
-                self._log(f"experiment {e.id} done: y = {result['y']} ({result['cost']:.3g} s on {result['worker']})")
+                cost = result["cost"] if nominal is None else nominal
+                if self.store.complete(e.id, result["y"], cost) and self._bar is not None:
+                    self._bar.update(1 if nominal is None else nominal)
+                where = f"level {int(e.fidelity)}, cost {cost:.3g}" if self.multifidelity else f"{cost:.3g} s"
+                self._log(f"experiment {e.id} done: y = {result['y']} ({where} on {result['worker']})")
             else:
-                state = self.store.fail(e.id, result["error"], max_attempts=self.retries + 1, cost=result["cost"])
+                state = self.store.fail(e.id, result["error"], max_attempts=self.retries + 1,
+                                        cost=result["cost"] if nominal is None else nominal)
                 self._log(f"experiment {e.id} attempt {e.attempts} failed: {result['error']} -> {state}")
 
     def run(self) -> list[dict[str, Any]]:
@@ -322,9 +484,7 @@ class Campaign:
         """
         self.store.requeue_running(prefix="campaign-", reason="requeued: the campaign process stopped while it ran")
         self.store.requeue_stale(self.lease, exclude=self.worker)
-        counts = self.store.counts()
-        self._bar = tqdm(total=self.budget, initial=min(counts["done"], self.budget), disable=not self.progress,
-                         unit="label", desc=self.config["strategy"], leave=False)
+        self._bar = self._progress_bar(self.config["strategy"])
         in_flight: dict = {}
         heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
         checked = time.monotonic()
@@ -334,14 +494,21 @@ class Campaign:
                     self.store.requeue_stale(self.lease, exclude=self.worker)
                     checked = time.monotonic()
                 counts = self.store.counts()
-                if counts["done"] >= self.budget and not in_flight:
+                if not self.multifidelity and counts["done"] >= self.budget and not in_flight:
                     break
                 if counts["failed"] >= self.max_failures:
                     raise OracleFailed(f"{counts['failed']} experiments failed (the limit is {self.max_failures}); "
                                        f"the last: {self._last_error()}; {counts['done']} results are kept in "
                                        f"{self.store.path}", self.store.records())
                 outstanding = counts["pending"] + counts["running"]
-                left = self.budget - counts["done"] - outstanding
+                if self.multifidelity:
+                    if outstanding == 0 and not in_flight:
+                        # synchronous: the next step once the last one is in; over when nothing fits
+                        if not self._affordable(self.store.experiments()) or not self._propose_multifidelity():
+                            break
+                    left = 0
+                else:
+                    left = self.budget - counts["done"] - outstanding
                 if left > 0:
                     first = self.store.next_step() == 0
                     if first:
@@ -372,16 +539,14 @@ class Campaign:
         seconds); returns how many this process completed. Claims are atomic, so any number of
         workers (and the campaign process) share the queue without taking an experiment twice."""
         self.worker = f"worker-{socket.gethostname()}-{os.getpid()}"
-        counts = self.store.counts()
-        self._bar = tqdm(total=self.budget, initial=min(counts["done"], self.budget), disable=not self.progress,
-                         unit="label", desc="work", leave=False)
+        self._bar = self._progress_bar("work")
         in_flight: dict = {}
         heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
         idle_since = time.monotonic()
         try:
             while True:
                 counts = self.store.counts()
-                if not in_flight and (counts["done"] >= self.budget or counts["failed"] >= self.max_failures):
+                if not in_flight and (self._complete(counts) or counts["failed"] >= self.max_failures):
                     break
                 self._dispatch(in_flight)
                 if in_flight:
@@ -397,6 +562,23 @@ class Campaign:
             self._bar = None
         return sum(e.worker == self.worker for e in self.store.experiments("done"))
 
+    def _progress_bar(self, desc: str):
+        """A bar over the label budget, or over the cost budget of a multi-fidelity campaign."""
+        if self.multifidelity:
+            spent = self.cost_spent()[0]
+            return tqdm(total=self.cost_budget, initial=min(spent, self.cost_budget), disable=not self.progress,
+                        unit="cost", desc=desc, leave=False)
+        counts = self.store.counts()
+        return tqdm(total=self.budget, initial=min(counts["done"], self.budget), disable=not self.progress,
+                    unit="label", desc=desc, leave=False)
+
+    def _complete(self, counts) -> bool:
+        """Whether the budget is used up (a multi-fidelity one: nothing outstanding, and the cost
+        left cannot pay for the cheapest evaluation)."""
+        if self.multifidelity:
+            return counts["pending"] + counts["running"] == 0 and not self._affordable(self.store.experiments())
+        return counts["done"] >= self.budget
+
     def _last_error(self) -> str:
         failed = self.store.experiments("failed")
         return failed[-1].error if failed else "none"
@@ -409,19 +591,47 @@ class Campaign:
 def campaign_status(store: CampaignStore) -> dict[str, Any]:
     """A summary of a stored campaign: ``{"done", "failed", "pending", "running", "budget",
     "complete", "steps", "experiments", "cost", "last" (latest record), "campaign" (settings),
-    "bayesal_version", "store"}``."""
+    "bayesal_version", "store"}``.
+
+    A multi-fidelity campaign (``budget`` None) adds ``"multifidelity": True``, ``"cost_budget"``,
+    ``"cost_spent"`` (nominal cost of the done and failed experiments), ``"cost_reserved"``
+    (pending and running), ``"fidelity_costs"``, ``"fidelity_names"`` and ``"fidelity_counts"``
+    (done experiments per level, lowest first); it is ``complete`` when nothing is outstanding
+    and the cost left cannot pay for the cheapest level."""
     config = store.config
     counts = store.counts()
     records = store.records()
     exps = store.experiments()
-    budget = int(config.get("budget", 0))
-    out: dict[str, Any] = {**counts, "budget": budget, "complete": counts["done"] >= budget,
+    problem_name = config.get("problem", "")
+    multifidelity = isinstance(problem_name, str) and is_multifidelity(problem_name)
+    budget = None if multifidelity else int(config.get("budget") or 0)
+    complete = counts["done"] >= budget if budget is not None else False
+    out: dict[str, Any] = {**counts, "budget": budget, "complete": complete,
                            "steps": store.next_step(), "experiments": len(exps),
                            "cost": float(sum(e.cost or 0.0 for e in exps)),
                            "last": records[-1] if records else None,
                            "errors": [{"id": e.id, "state": e.state, "error": e.error} for e in exps
                                       if e.error is not None][-5:],
                            "campaign": config, "bayesal_version": store.bayesal_version, "store": str(store.path)}
+    if multifidelity:
+        out.update(_multifidelity_status(problem_name, config, counts, exps))
     if out["last"] is not None:
         out["last"] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out["last"].items()}
     return out
+
+
+def _multifidelity_status(name: str, config: dict[str, Any], counts: dict[str, int], exps) -> dict[str, Any]:
+    problem = make_problem(name)  # cheap: the test set is not built
+    costs = [float(c) for c in problem.costs]
+    spent = sum(costs[int(e.fidelity)] for e in exps if e.state in ("done", "failed") and e.fidelity is not None)
+    reserved = sum(costs[int(e.fidelity)] for e in exps if e.state in ("pending", "running") and e.fidelity is not None)
+    done_at = [0] * len(costs)
+    for e in exps:
+        if e.state == "done" and e.fidelity is not None:
+            done_at[int(e.fidelity)] += 1
+    cost_budget = float(config.get("cost_budget") or 0.0)
+    outstanding = counts["pending"] + counts["running"]
+    complete = outstanding == 0 and bool(exps) and cost_budget - spent < min(costs) - _COST_TOLERANCE
+    return {"multifidelity": True, "cost_budget": cost_budget, "cost_spent": float(spent),
+            "cost_reserved": float(reserved), "fidelity_costs": costs, "fidelity_names": list(problem.fidelity_names),
+            "fidelity_counts": done_at, "complete": complete}

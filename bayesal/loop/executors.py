@@ -48,7 +48,9 @@ class ProblemOracleSpec:
 
     Label noise, when the problem has some, is drawn from a generator seeded by the experiment's
     own seed, so the same experiment gets the same label whichever worker runs it and however
-    often the campaign is interrupted.
+    often the campaign is interrupted. A multi-fidelity problem (``heat-mf``, ...) is evaluated
+    at the experiment's fidelity, ``problem.evaluate(X, fidelity)``, and reports the level's
+    nominal cost (``problem.costs[fidelity]``) as the experiment's cost.
     """
 
     problem: str
@@ -66,12 +68,24 @@ class ProblemOracleSpec:
             _ORACLE_CACHE[key] = make_problem(self.problem, noise_std=0.0, seed=self.seed, data_dir=self.data_dir)
         problem = _ORACLE_CACHE[key]
         noise_std = self.noise_std
+        from ..problems import MultiFidelityProblem
 
-        def oracle(X: torch.Tensor, indices: torch.Tensor | None, seed: int) -> torch.Tensor:
-            y = torch.as_tensor(problem.evaluate(X, indices), dtype=DEFAULT_DTYPE).reshape(X.shape[0], -1)
-            if noise_std > 0 and hasattr(problem, "noise_std"):  # only function problems take label noise
+        multifidelity = isinstance(problem, MultiFidelityProblem)
+
+        def oracle(X: torch.Tensor, indices: torch.Tensor | None, seed: int, fidelity: int | None = None):
+            if multifidelity:
+                if fidelity is None:
+                    raise InvalidInput("fidelity", f"a fidelity level for the multi-fidelity problem {self.problem}",
+                                       "None")
+                y = torch.as_tensor(problem.evaluate(X, int(fidelity)), dtype=DEFAULT_DTYPE).reshape(X.shape[0], -1)
+            else:
+                y = torch.as_tensor(problem.evaluate(X, indices), dtype=DEFAULT_DTYPE).reshape(X.shape[0], -1)
+            # function problems and multi-fidelity simulators take label noise, data sets do not
+            if noise_std > 0 and (multifidelity or hasattr(problem, "noise_std")):
                 gen = torch.Generator().manual_seed(int(seed))
                 y = y + noise_std * torch.randn(y.shape, generator=gen, dtype=y.dtype)
+            if multifidelity:
+                return {"y": y, "cost": float(problem.costs[int(fidelity)])}
             return y
 
         return oracle
@@ -115,7 +129,8 @@ class ExperimentTask:
     Attributes:
         experiment: the store id; x: inputs ``[d]``; pool_index: the pool row or None;
         seed: the experiment's own random seed (label noise); timeout: seconds, or None;
-        outputs: the number m of outputs each label must have (None: any).
+        outputs: the number m of outputs each label must have (None: any);
+        fidelity: the fidelity level of a multi-fidelity experiment (None otherwise).
     """
 
     experiment: int
@@ -124,6 +139,7 @@ class ExperimentTask:
     seed: int
     timeout: float | None = None
     outputs: int | None = None
+    fidelity: int | None = None
 
 
 def _worker_name() -> str:
@@ -134,6 +150,8 @@ def _call_oracle(spec, task: ExperimentTask) -> Any:
     oracle = spec.build()
     X = torch.tensor([list(task.x)], dtype=DEFAULT_DTYPE)
     indices = None if task.pool_index is None else torch.tensor([task.pool_index], dtype=torch.long)
+    if task.fidelity is not None:
+        return oracle(X, indices, task.seed, fidelity=task.fidelity)
     return oracle(X, indices, task.seed)
 
 

@@ -19,7 +19,7 @@ from .multifidelity import MF_PROBLEMS, MultiFidelityProblem, make_multifidelity
 __all__ = [
     "Problem", "FunctionProblem", "DatasetProblem", "HeatEquation",
     "Forrester", "Branin", "Hartmann6", "load_uci", "make_problem", "problem_names", "PROBLEMS",
-    "MultiFidelityProblem", "make_multifidelity_problem", "MF_PROBLEMS",
+    "MultiFidelityProblem", "make_multifidelity_problem", "MF_PROBLEMS", "is_multifidelity",
 ]
 
 
@@ -47,14 +47,27 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
 
 
 def problem_names(data_dir=None) -> list[str]:
-    """Built-in problem names, plus ``uci-NAME`` for every UCI set found in ``data_dir``."""
-    return list(PROBLEMS) + [f"uci-{n}" for n in UCI_DATASETS if uci_available(n, data_dir)]
+    """Built-in problem names, the multi-fidelity ones (``heat-mf``, ...), plus ``uci-NAME`` for
+    every UCI set found in ``data_dir``."""
+    return list(PROBLEMS) + list(MF_PROBLEMS) + [f"uci-{n}" for n in UCI_DATASETS if uci_available(n, data_dir)]
 
 
-def make_problem(name: str, noise_std: float = 0.0, seed: int = 0, data_dir=None, **kwargs) -> Problem:
-    """Build a problem by name (``"branin"``, ``"heat"``, ``"uci-concrete"``, ...)."""
+def is_multifidelity(name: str) -> bool:
+    """Whether ``name`` is a multi-fidelity problem (see :data:`MF_PROBLEMS`)."""
+    return name in MF_PROBLEMS
+
+
+def make_problem(name: str, noise_std: float = 0.0, seed: int = 0, data_dir=None,
+                 **kwargs) -> Problem | MultiFidelityProblem:
+    """Build a problem by name (``"branin"``, ``"heat"``, ``"uci-concrete"``, ...).
+
+    A multi-fidelity name (``"heat-mf"``, ``"forrester-mf"``, ...) gives a
+    :class:`MultiFidelityProblem` (``evaluate(X, fidelity)``); these are deterministic, so
+    ``noise_std`` and ``seed`` do not change them (a campaign adds its label noise itself)."""
     if name in PROBLEMS:
         return PROBLEMS[name](noise_std=noise_std, seed=seed, **kwargs)
+    if name in MF_PROBLEMS:
+        return make_multifidelity_problem(name, **kwargs)
     if name.startswith("uci-") and name[4:] in UCI_DATASETS:
         return load_uci(name[4:], data_dir=data_dir, seed=seed, **kwargs)
     raise UnknownName("problem", name, problem_names(data_dir) or list(PROBLEMS))
