@@ -96,6 +96,7 @@ class Acquisition:
 
 
 def require_gaussian(acquisition: Acquisition, posterior) -> GaussianPosterior:
+    """``posterior`` if it is a :class:`GaussianPosterior`, else InvalidInput naming ``acquisition``."""
     if not isinstance(posterior, GaussianPosterior):
         raise InvalidInput(
             "posterior", f"a GaussianPosterior for {type(acquisition).__name__}", type(posterior).__name__
