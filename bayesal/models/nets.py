@@ -123,7 +123,7 @@ class SampleSurrogate(Surrogate):
         self.holdout, self.patience, self.min_holdout = float(holdout), int(patience), int(min_holdout)
         self.seed, self.dtype = int(seed), dtype
         self.device = torch.device(device) if device is not None else None
-        self._fitted = False
+        self._fitted, self._n_train, self._device = False, 0, None
         self.history: list[dict[str, float]] = []
 
     # -- data -------------------------------------------------------------------------------------
@@ -227,11 +227,11 @@ class SampleSurrogate(Surrogate):
     @property
     def num_train(self) -> int:
         """Number of training labels of the last fit (0 before fitting)."""
-        return int(self.__dict__.get("_n_train", 0))
+        return self._n_train
 
     def parameter_like(self) -> torch.Tensor:
         """A tensor with the dtype and device of the networks (box bounds are moved to that device)."""
-        device = self.__dict__.get("_device") or self.device or torch.device("cpu")
+        device = self._device or self.device or torch.device("cpu")
         return torch.empty(0, dtype=self.dtype, device=device)
 
     def _require_regression(self, capability: str, purpose: str) -> None:
