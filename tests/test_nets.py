@@ -10,6 +10,7 @@ from torch import nn
 from bayesal import ActiveLearner, BatchBALD, DeepEnsemble, DeepKernelGP, MCDropoutNet, Pool, select
 from bayesal.acquisition import BALD, EPIG, mutual_information
 from bayesal.errors import InvalidInput, NotFitted
+from bayesal.models import Surrogate
 from bayesal.models.nets import ConsistentDropout
 from bayesal.posteriors import GaussianPosterior, SamplePosterior
 
@@ -184,3 +185,87 @@ def test_regression_ensemble_in_the_learner_with_epig_and_stochastic_batches():
         records = learner.run(budget=14, q=4, initial=6, progress=False)
         assert learner.n_labels == 14 and records[-1]["rmse"] is not None
         assert learner.space.labelled.sum() == 14
+
+
+# -- regression sample surrogates on a box: fixed base samples, moments, ETKF conditioning ----------
+def _tiny_regression_nets(dtype=torch.float32):
+    X, y = _wave(30, seed=4)
+    common = dict(task="regression", hidden=(16, 16), max_epochs=200, lr=1e-2, seed=0, dtype=dtype)
+    return [MCDropoutNet(num_samples=6, **common).fit(X, y), DeepEnsemble(num_members=4, **common).fit(X, y)]
+
+
+def test_joint_samples_are_the_fixed_posterior_draws_and_differentiable_in_float64():
+    from bayesal.models.nets import sample_moments
+
+    Xb = torch.rand(4, 3, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    for net in _tiny_regression_nets():  # float32 networks, float64 optimiser inputs
+        Xg = Xb.clone().requires_grad_()
+        draws = net.joint_samples(Xg)
+        assert draws.shape == (net.num_samples, 4, 3, 1) and draws.dtype == torch.float64
+        post = net.posterior(Xb.reshape(-1, 2)).samples
+        assert torch.allclose(draws.detach().reshape(post.shape).float(), post, atol=1e-5)
+        assert torch.equal(draws.detach(), net.joint_samples(Xb))  # deterministic: fixed base samples
+        grad, = torch.autograd.grad(draws.sum(), Xg)
+        assert bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0
+        mean, cov = net.joint_posterior(Xb)
+        assert mean.shape == (4, 3, 1) and cov.shape == (4, 1, 3, 3)
+        ref_mean, ref_cov = sample_moments(draws.detach())
+        assert torch.allclose(mean, ref_mean) and torch.allclose(cov, ref_cov)
+        assert torch.allclose(cov[0, 0].float(), net.posterior(Xb[0]).covariance()[0], atol=1e-6)
+        R = Xb[1]
+        generic = Surrogate.reference_cross(net, R, Xb)  # through the joint posterior of [R; X]
+        assert torch.allclose(net.reference_cross(R, Xb), generic, atol=1e-9)
+
+
+def test_ensemble_transform_conditioning_is_the_exact_woodbury_update():
+    """Conditioned draws mean + T D have the sample covariance Σ − Σ_xP (Σ_PP + σ²I)⁻¹ Σ_Px of
+    the base draws' sample covariance, and the same mean (tiny K, N, in float64)."""
+    gen = torch.Generator().manual_seed(2)
+    X, P = torch.rand(5, 2, generator=gen, dtype=torch.float64), torch.rand(2, 2, generator=gen, dtype=torch.float64)
+    for net in _tiny_regression_nets(torch.float64):
+        both = net.posterior(torch.cat([X, P]))
+        S, noise = both.covariance()[0], net.noise_variance[0]
+        Sxx, Sxp, Spp = S[:5, :5], S[:5, 5:], S[5:, 5:]
+        direct = Sxx - Sxp @ torch.linalg.solve(Spp + noise * torch.eye(2, dtype=S.dtype), Sxp.T)
+        conditioned = net.condition_on(P)
+        after = conditioned.posterior(X)
+        assert torch.allclose(after.covariance()[0], direct, atol=1e-10, rtol=1e-8)
+        assert torch.allclose(after.mean, both.mean[:5], atol=1e-12)
+        # the same update through the differentiable box path and the cross-covariances
+        _, cov = conditioned.joint_posterior(X.unsqueeze(0))
+        assert torch.allclose(cov[0, 0], direct, atol=1e-10, rtol=1e-8)
+        assert torch.allclose(conditioned.covariance(X, X)[0], direct, atol=1e-10, rtol=1e-8)
+        assert torch.allclose(conditioned.reference_cross(X, X[:2].unsqueeze(0))[0, 0], direct[:, :2],
+                              atol=1e-10, rtol=1e-8)
+        # stacking pending points is conditioning on all of them (same moments)
+        twice = net.condition_on(P[:1]).condition_on(P[1:])
+        assert twice.P.shape == (2, 2)
+        assert torch.allclose(twice.posterior(X).covariance()[0], direct, atol=1e-10, rtol=1e-8)
+        assert conditioned.posterior_kind == "samples" and conditioned.num_samples == net.num_samples
+        assert torch.equal(conditioned.noise_variance, net.noise_variance)
+        assert conditioned.posterior_bytes_per_row == net.posterior_bytes_per_row
+        assert conditioned.parameter_like().dtype == torch.float64
+
+
+def test_ensemble_transform_is_symmetric_and_keeps_the_mean():
+    from bayesal.models.nets import ensemble_transform
+
+    D = torch.randn(7, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    D = D - D.mean(0, keepdim=True)
+    T = ensemble_transform(D, torch.tensor([0.1, 2.0], dtype=torch.float64))
+    assert T.shape == (2, 7, 7) and torch.allclose(T, T.transpose(-1, -2))
+    assert torch.allclose(T @ torch.ones(7, dtype=torch.float64), torch.ones(2, 7, dtype=torch.float64))
+
+
+def test_classifiers_refuse_box_posteriors_and_pending_points_by_name(dropout_net):
+    from bayesal.errors import Unsupported
+
+    net, X = dropout_net
+    with pytest.raises(Unsupported) as err:
+        net.joint_samples(X[:3].unsqueeze(0))
+    assert "MCDropoutNet (classification)" in str(err.value) and "box optimisation" in str(err.value)
+    with pytest.raises(Unsupported, match="box optimisation"):
+        net.joint_posterior(X[:3].unsqueeze(0))
+    with pytest.raises(Unsupported, match=r"BatchBALD") as err:
+        net.condition_on(X[:2])
+    assert "MCDropoutNet (classification)" in str(err.value) and "conditioning on pending points" in str(err.value)

@@ -176,6 +176,25 @@ class EPIG(Acquisition):
             out[s] = (epig_gaussian(cross, var, tvar, noise) * w.reshape(-1, 1)).sum(0)
         return out
 
+    def batch_value(self, surrogate, X: torch.Tensor) -> torch.Tensor:
+        """Gaussian EPIG ``[b]`` of single points ``X: [b, 1, d]`` on a box, differentiable in X:
+        ``−½ log(1 − ρ²)`` averaged over the targets, from the surrogate's joint posterior and its
+        cross-covariance with the targets (for a sample surrogate, the moment-matched Gaussian of
+        its fixed draws, as in the pool scores of regression draws). EPIG has no joint batch
+        value here, so a box batch is chosen one point at a time, the surrogate conditioned on
+        the points before (and the target variances with it, through :meth:`bind`)."""
+        if X.shape[-2] != 1:
+            raise InvalidInput("q", f"1 for the single-point acquisition {self.name}", str(X.shape[-2]))
+        if self._X_target is None or self.target_posterior is None:
+            raise InvalidInput("EPIG", "an EPIG bound to a space and a surrogate (for_space, bind)", "unbound")
+        _, cov = surrogate.joint_posterior(X)  # [b, m, 1, 1]
+        cross = surrogate.reference_cross(self._X_target, X)[..., 0]  # [b, m, M]
+        m = cov.shape[-3]
+        noise = _noise(surrogate.noise_variance, m, cov)
+        tvar = self.target_posterior.variance.to(cov)  # [M, m]
+        info = epig_gaussian(cross.permute(1, 2, 0), cov[..., 0, 0], tvar, noise)  # [m, b]
+        return (info * output_weights(self.weights, m, cov).reshape(-1, 1)).sum(0)
+
     def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
         if self._X_target is None:
             raise InvalidInput("EPIG", "target points (call for_space(pool) first)", "none")

@@ -11,12 +11,13 @@ from .dkl import DeepKernelGP
 from .gp import KERNELS, ExactGP
 from .kernel_gp import EmpiricalNTK, KernelGP
 from .multifidelity import BoTorchMultiFidelityGP, CoKriging, MultiFidelitySurrogate, TargetFidelity
-from .nets import ConsistentDropout, DeepEnsemble, MCDropoutNet, SampleSurrogate
+from .nets import ConditionedSampleSurrogate, ConsistentDropout, DeepEnsemble, MCDropoutNet, SampleSurrogate
 from .sparse import SparseGP
 
 __all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
-           "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "SampleSurrogate", "ConsistentDropout",
-           "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity", "MODELS", "MF_MODELS", "make_model"]
+           "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "SampleSurrogate", "ConditionedSampleSurrogate",
+           "ConsistentDropout", "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity",
+           "MODELS", "MF_MODELS", "make_model"]
 
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {

@@ -25,13 +25,14 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from ..errors import InvalidInput, NotFitted
+from ..errors import InvalidInput, NotFitted, Unsupported
 from ..posteriors import SamplePosterior
 from ..settings import rows_per_chunk
 from ..validation import as_tensor, check_count, check_X, check_y
 from .base import Surrogate
 
-__all__ = ["SampleSurrogate", "ConsistentDropout", "MCDropoutNet", "DeepEnsemble", "mlp"]
+__all__ = ["SampleSurrogate", "ConditionedSampleSurrogate", "ConsistentDropout", "MCDropoutNet", "DeepEnsemble", "mlp",
+           "sample_moments", "sample_cross", "ensemble_transform"]
 
 TASKS = ("classification", "regression")
 
@@ -122,7 +123,7 @@ class SampleSurrogate(Surrogate):
         self.holdout, self.patience, self.min_holdout = float(holdout), int(patience), int(min_holdout)
         self.seed, self.dtype = int(seed), dtype
         self.device = torch.device(device) if device is not None else None
-        self._fitted = False
+        self._fitted, self._n_train, self._device = False, 0, None
         self.history: list[dict[str, float]] = []
 
     # -- data -------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class SampleSurrogate(Surrogate):
         with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
             torch.manual_seed(self.seed)
             self._train(U, T, train, hold, gen)
-        self._fitted = True
+        self._fitted, self._n_train = True, n
         return self
 
     def _transform(self, X: torch.Tensor) -> torch.Tensor:
@@ -221,6 +222,79 @@ class SampleSurrogate(Surrogate):
     def predict(self, X: Any) -> torch.Tensor:
         """Predictive mean: class probabilities ``[N, C]`` or the mean of f ``[N, m]``."""
         return self.posterior(X).mean
+
+    # -- capabilities of a regression sample posterior ------------------------------------------------
+    @property
+    def num_train(self) -> int:
+        """Number of training labels of the last fit (0 before fitting)."""
+        return self._n_train
+
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device of the networks (box bounds are moved to that device)."""
+        device = self._device or self.device or torch.device("cpu")
+        return torch.empty(0, dtype=self.dtype, device=device)
+
+    def _require_regression(self, capability: str, purpose: str) -> None:
+        """Reject a classifier where a regression posterior of f is needed: class probabilities
+        have no Gaussian moments, so a box criterion on f has no meaning for them."""
+        if not self._fitted:
+            raise NotFitted(f"{type(self).__name__} has no data yet: call fit(X, y) first")
+        if self.task != "regression":
+            raise Unsupported(f"{type(self).__name__} (classification)", capability, purpose)
+
+    def _draws(self, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable draws ``[K, *lead, m]`` of f (units of y, dtype of X) at ``X: [*lead, d]``."""
+        lead = X.shape[:-1]
+        # the cast to the networks' dtype is differentiable, so a float64 optimiser drives
+        # float32 networks and gets float64 values and gradients back
+        out = self._outputs(self._transform(X.reshape(-1, X.shape[-1])))
+        out = out * self.y_std + self.y_mean
+        return out.reshape(out.shape[0], *lead, out.shape[-1]).to(X.dtype)
+
+    def joint_samples(self, X: torch.Tensor) -> torch.Tensor:
+        """Draws ``[K, b, q, m]`` of f (units of y) on ``X: [b, q, d]``, differentiable in X.
+
+        The K draws are the posterior's fixed base samples (the K consistent dropout masks of
+        MC dropout, the M members of an ensemble), the same at every X, so any criterion of
+        them is a deterministic smooth function of X that a gradient optimiser can climb (the
+        sample-average approximation of Balandat et al. 2020, "BoTorch", §4, with the model
+        samples as base samples). Returned in the dtype and on the device of X.
+        """
+        self._require_regression("a regression posterior", "box optimisation")
+        return self._draws(X)
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moment-matched Gaussian of the K draws on ``X: [b, q, d]``: the sample mean
+        ``[b, q, m]`` and the sample covariance ``[b, m, q, q]`` (divisor K − 1), differentiable
+        in X; every Gaussian criterion (max-variance, BALD, joint information, integrated
+        variance) then runs on a box."""
+        return sample_moments(self.joint_samples(X))
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Sample cross-covariance ``[b, m, M, q]`` between fixed ``R: [M, d]`` and ``X: [b, q, d]``
+        (differentiable in X), without the ``[M + q]``-point joint posterior of the generic version."""
+        self._require_regression("a regression posterior", "box optimisation")
+        with torch.no_grad():
+            DR = _deviations(self._draws(R.to(X)))  # [K, M, m]
+        return sample_cross(DR, _deviations(self._draws(X)))
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Sample cross-covariance ``[m, Na, Nb]`` of f (units of y) over the K draws between
+        ``A: [Na, d]`` and ``B: [Nb, d]`` (integrated variance and Gaussian EPIG on a pool)."""
+        self._require_regression("a regression posterior", "a posterior cross-covariance")
+        A, B = self._check_points(A, "A"), self._check_points(B, "B")
+        with torch.no_grad():
+            DA, DB = _deviations(self._draws(A)), _deviations(self._draws(B.to(A)))
+        return torch.einsum("kam,kbm->mab", DA, DB) / max(DA.shape[0] - 1, 1)
+
+    def condition_on(self, X_pending: Any) -> "ConditionedSampleSurrogate":
+        """The draws updated for noisy observations at ``X_pending: [p, d]`` taken at their
+        expected values, by the ensemble-transform Kalman update of
+        :class:`ConditionedSampleSurrogate` (exact Gaussian conditioning of the sample
+        moments). Regression only: a classifier's pending points are handled by BatchBALD's
+        joint entropy on a pool."""
+        self._require_regression("conditioning on pending points", "pending points (use BatchBALD on a pool)")
+        return ConditionedSampleSurrogate(self, self._check_points(X_pending, "X_pending"))
 
 
 class MCDropoutNet(SampleSurrogate):
@@ -450,3 +524,159 @@ class DeepEnsemble(SampleSurrogate):
 
     def _outputs(self, U: torch.Tensor) -> torch.Tensor:
         return self._forward(self.params, self.buffers, U.unsqueeze(0).expand(self.M, *U.shape))
+
+
+# -- moments of joint draws and their exact Gaussian conditioning ------------------------------------
+def _deviations(draws: torch.Tensor) -> torch.Tensor:
+    """Deviations ``f_k − mean_k f`` of draws ``[K, ...]`` from their mean over K."""
+    return draws - draws.mean(0, keepdim=True)
+
+
+def sample_moments(draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample mean ``[b, q, m]`` and sample covariance ``[b, m, q, q]`` (divisor K − 1) of
+    draws ``[K, b, q, m]``: the moment-matched Gaussian of a sample posterior."""
+    D = _deviations(draws)
+    return draws.mean(0), torch.einsum("kbim,kbjm->bmij", D, D) / max(draws.shape[0] - 1, 1)
+
+
+def sample_cross(DR: torch.Tensor, DX: torch.Tensor) -> torch.Tensor:
+    """Sample cross-covariance ``[b, m, M, q]`` from deviations ``DR: [K, M, m]`` at fixed points
+    and ``DX: [K, b, q, m]`` at batches (divisor K − 1)."""
+    return torch.einsum("kam,kbqm->bmaq", DR.to(DX), DX) / max(DX.shape[0] - 1, 1)
+
+
+def ensemble_transform(D_P: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The symmetric square-root ensemble transform ``T: [m, K, K]`` of an ensemble Kalman update
+    for observations at p pending points.
+
+    With deviations ``D_P: [K, p, m]`` of the K draws at the pending points and the noise
+    variance ``noise: [m]``, ``T_m = (I_K + D_P D_Pᵀ / ((K − 1) σ²_m))^{-1/2}`` (per output m,
+    through ``eigh``; the eigenvalues are at least one, so the inverse square root is safe).
+    Draws ``mean + T_m D`` then have the sample covariance ``Σ − Σ_xP (Σ_PP + σ² I)⁻¹ Σ_Px``
+    (Woodbury) and the same mean, because ``T 1 = 1`` when the deviations sum to zero
+    (Bishop, Etherton & Majumdar 2001, "Adaptive Sampling with the Ensemble Transform Kalman
+    Filter"; Tippett, Anderson, Bishop, Hamill & Whitaker 2003, "Ensemble Square Root Filters",
+    whose symmetric choice of the square root keeps the update unbiased).
+    """
+    K, m = D_P.shape[0], D_P.shape[-1]
+    A = D_P.permute(2, 0, 1)  # [m, K, p]
+    eye = torch.eye(K, dtype=A.dtype, device=A.device)
+    S = eye + A @ A.transpose(-1, -2) / ((max(K - 1, 1)) * noise.to(A).reshape(m, 1, 1))
+    evals, V = torch.linalg.eigh(S)
+    return (V * evals.clamp_min(1.0).rsqrt().unsqueeze(-2)) @ V.transpose(-1, -2)
+
+
+class ConditionedSampleSurrogate(Surrogate):
+    """A regression sample surrogate conditioned on pending points P (their labels unknown), by a
+    deterministic ensemble-transform (square-root) Kalman update of its K draws.
+
+    With draws ``f_k`` of the base surrogate at any X, their mean ``f̄`` and deviations
+    ``D = f − f̄`` (over K), the conditioned draws are ``f̄ + T_m D`` with the K × K transform
+    ``T_m = (I_K + D_P D_Pᵀ / ((K − 1) σ²_m))^{-1/2}`` of the deviations at P
+    (:func:`ensemble_transform`; Bishop, Etherton & Majumdar 2001; Tippett et al. 2003). This is
+    the exact Gaussian update of the sample moments for labels at P taken at their expected
+    values: the mean is unchanged and the sample covariance becomes
+    ``Σ − Σ_xP (Σ_PP + σ² I)⁻¹ Σ_Px``. Because T is one fixed matrix, the draws stay joint
+    across points, chunks and calls (pool scoring, EPIG's targets, box optimisation through
+    :meth:`joint_samples`).
+
+    Args:
+        base: a fitted regression :class:`SampleSurrogate`.
+        X_pending: ``[p, d]`` pending points.
+    """
+
+    posterior_kind = "samples"
+
+    def __init__(self, base: SampleSurrogate, X_pending: torch.Tensor):
+        self.base, self.P = base, X_pending
+        self.num_outputs, self.task = base.num_outputs, base.task
+        self._fitted = True
+        with torch.no_grad():
+            D_P = _deviations(base._draws(X_pending.to(torch.float64)))  # [K, p, m]
+            self._T = ensemble_transform(D_P, base.noise_variance.to(D_P))  # [m, K, K]
+
+    def __repr__(self) -> str:
+        return f"ConditionedSampleSurrogate({self.base!r}, pending={self.P.shape[0]})"
+
+    def fit(self, X: Any, y: Any, bounds: Any = None):
+        raise NotImplementedError("fit the base surrogate, then condition it again")
+
+    @property
+    def num_samples(self) -> int:
+        """K, the number of draws (those of the base surrogate)."""
+        return self.base.num_samples
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        """Observation-noise variance ``[m]`` of the base surrogate (conditioning does not change it)."""
+        return self.base.noise_variance
+
+    @property
+    def num_train(self) -> int:
+        """Training labels of the base surrogate plus the pending points."""
+        return self.base.num_train + self.P.shape[0]
+
+    @property
+    def posterior_bytes_per_row(self) -> float:
+        """Bytes one pool row costs while scored (those of the base: the transform is in place of its draws)."""
+        return self.base.posterior_bytes_per_row
+
+    def parameter_like(self) -> torch.Tensor:
+        """A tensor with the dtype and device of the base surrogate's networks."""
+        return self.base.parameter_like()
+
+    def _apply(self, draws: torch.Tensor) -> torch.Tensor:
+        """Conditioned draws ``f̄ + T D`` from base draws ``[K, *lead, m]`` (same shape and dtype)."""
+        mean = draws.mean(0, keepdim=True)
+        D = draws - mean
+        K, m = D.shape[0], D.shape[-1]
+        moved = torch.einsum("mkj,jnm->knm", self._T.to(D), D.reshape(K, -1, m))
+        return mean + moved.reshape(D.shape)
+
+    def posterior(self, X: Any, chunk_size: int | None = None) -> SamplePosterior:
+        """Conditioned draws ``[K, N, m]`` (units of y) at ``X: [N, d]``, computed in chunks of rows."""
+        X = self.base._check_points(X)
+        step = chunk_size or rows_per_chunk(self.base.posterior_bytes_per_row)
+        out = None
+        with torch.no_grad():
+            for s in range(0, X.shape[0], step):
+                f = self._apply(self.base.posterior(X[s:s + step], chunk_size=chunk_size).samples)
+                if out is None:  # preallocated: see ExactGaussianAlgebra.marginals
+                    out = f.new_empty(f.shape[0], X.shape[0], f.shape[-1])
+                out[:, s:s + f.shape[1]] = f
+        return SamplePosterior(out, "regression", noise_variance=self.noise_variance)
+
+    def predict(self, X: Any) -> torch.Tensor:
+        """Mean of f ``[N, m]`` (that of the base: conditioning on expected labels keeps it)."""
+        return self.posterior(X).mean
+
+    def joint_samples(self, X: torch.Tensor) -> torch.Tensor:
+        """Conditioned draws ``[K, b, q, m]`` on ``X: [b, q, d]``, differentiable in X (the fixed
+        base samples of the base surrogate, moved by the fixed transform)."""
+        return self._apply(self.base.joint_samples(X))
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moment-matched Gaussian (sample mean ``[b, q, m]``, covariance ``[b, m, q, q]``) of the
+        conditioned draws on ``X: [b, q, d]``, differentiable in X."""
+        return sample_moments(self.joint_samples(X))
+
+    def reference_cross(self, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Sample cross-covariance ``[b, m, M, q]`` of the conditioned draws between ``R: [M, d]``
+        and ``X: [b, q, d]``, differentiable in X."""
+        with torch.no_grad():
+            DR = _deviations(self._apply(self.base.joint_samples(R.to(X))))
+        return sample_cross(DR, _deviations(self.joint_samples(X)))
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Sample cross-covariance ``[m, Na, Nb]`` of the conditioned draws."""
+        A, B = self.base._check_points(A, "A"), self.base._check_points(B, "B")
+        with torch.no_grad():
+            DA = _deviations(self._apply(self.base._draws(A)))
+            DB = _deviations(self._apply(self.base._draws(B.to(A))))
+        return torch.einsum("kam,kbm->mab", DA, DB) / max(DA.shape[0] - 1, 1)
+
+    def condition_on(self, X_pending: Any) -> "ConditionedSampleSurrogate":
+        """Conditioned on the pending points so far and ``X_pending: [p', d]`` (one transform of
+        the base draws for all of them)."""
+        Xp = self.base._check_points(X_pending, "X_pending")
+        return ConditionedSampleSurrogate(self.base, torch.cat([self.P, Xp.to(self.P)]))
