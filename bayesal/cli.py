@@ -189,7 +189,7 @@ def _cmd_list(args) -> int:
     from .problems import problem_names
 
     from .acquisition import MF_ACQUISITIONS
-    from .loop.multifidelity import MF_MODELS
+    from .models import MF_MODELS
     from .problems import MF_PROBLEMS
 
     print("problems:   " + ", ".join(n for n in problem_names(args.data_dir) if n not in MF_PROBLEMS))

@@ -127,7 +127,7 @@ def test_one_fidelity_equal_costs_is_greedy_ivr():
     R = Box([0, 0], [1, 1]).sample(32, seed=8)
     cand = Box([0, 0], [1, 1]).sample(30, seed=9)
     mf = MultiFidelityVarianceReduction(reference=R).select(model, cand, costs=[0.5], q=5)
-    ref = select_greedy(model.at_target(), IntegratedVarianceReduction(reference=R), Pool(cand), 5)
+    ref = select_greedy(model.at_target(), IntegratedVarianceReduction(reference_points=R), Pool(cand), 5)
     torch.testing.assert_close(mf.X, ref.X)
     torch.testing.assert_close(mf.scores * 0.5, ref.scores, rtol=1e-6, atol=1e-12)
 

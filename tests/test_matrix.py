@@ -72,7 +72,7 @@ CRITERIA = {
     "max-variance": MaxVariance,
     # criteria with a sample form (classifiers' probabilities, regression draws)
     "bald": BALD,
-    "epig": lambda: EPIG(target="uniform", num_targets=32),
+    "epig": lambda: EPIG(n_reference=32),
 }
 
 #: (surrogate, space, criterion) combinations that must raise Unsupported, and why:

@@ -50,7 +50,7 @@ def test_weighted_reference_and_multi_output_equal_naive():
     pool, R = Pool(_rand(35, 2, 3), bounds=UNIT), _rand(20, 2, 4)
     raw = torch.linspace(0.1, 2.0, 20, dtype=torch.float64)
     out_w = torch.tensor([1.0, 0.25], dtype=torch.float64)
-    acq = IntegratedVarianceReduction(reference_points=R, weights=raw, output_weights=out_w)
+    acq = IntegratedVarianceReduction(reference_points=R, reference_weights=raw, output_weights=out_w)
     chosen = select_greedy(gp, acq, pool, 4).indices.tolist()
     assert chosen == _naive_greedy_ivr(gp, pool.X, R, raw / raw.sum(), 4, out_w)
 

@@ -75,7 +75,8 @@ class EPIG(Acquisition):
 
     Args:
         reference_points: the target inputs x* ``[M, d]`` the gain is averaged over; or
-            ``"pool"`` (default) for ``n_reference`` points drawn from the pool (the pool as the
+            ``"auto"`` (default: ``"pool"`` on a pool, ``"uniform"`` on a box), ``"pool"`` for
+            ``n_reference`` points drawn from the pool (the pool as the
             test distribution, as in Bickford Smith et al.), or ``"uniform"`` for uniform points
             of the box (deprecated name: ``target``).
         n_reference: M when the targets are drawn (deprecated name: ``num_targets``).
@@ -95,9 +96,9 @@ class EPIG(Acquisition):
                  target_posterior: SamplePosterior | None = None, output_weights=None, seed: int = 0, *,
                  target: str | Any = None, num_targets: int | None = None, weights=None):
         reference = renamed(reference_points, target, "reference_points", "target", "EPIG")
-        reference = "pool" if reference is None else reference
-        if isinstance(reference, str) and reference not in ("pool", "uniform"):
-            raise InvalidInput("reference_points", "'pool', 'uniform' or target points [M, d]", repr(reference))
+        reference = "auto" if reference is None else reference
+        if isinstance(reference, str) and reference not in ("auto", "pool", "uniform"):
+            raise InvalidInput("reference_points", "'auto', 'pool', 'uniform' or target points [M, d]", repr(reference))
         n = renamed(n_reference, num_targets, "n_reference", "num_targets", "EPIG")
         self.reference_points, self.n_reference, self.seed = reference, int(128 if n is None else n), int(seed)
         self.output_weights = renamed(output_weights, weights, "output_weights", "weights", "EPIG")
@@ -121,6 +122,8 @@ class EPIG(Acquisition):
         if not isinstance(ref, str):
             return check_X(ref, "reference_points", dim=space.dim)
         gen = torch.Generator().manual_seed(self.seed)
+        if ref == "auto":
+            ref = "pool" if isinstance(space, Pool) else "uniform"
         if ref == "pool":
             if not isinstance(space, Pool):
                 raise InvalidInput("reference_points", "'uniform' or points [M, d] on a box", "'pool' (there is no pool)")
@@ -193,7 +196,7 @@ class EPIG(Acquisition):
         noise = _noise(surrogate.noise_variance, m, cov)
         tvar = self.target_posterior.variance.to(cov)  # [M, m]
         info = epig_gaussian(cross.permute(1, 2, 0), cov[..., 0, 0], tvar, noise)  # [m, b]
-        return (info * output_weights(self.weights, m, cov).reshape(-1, 1)).sum(0)
+        return (info * output_weights(self.output_weights, m, cov).reshape(-1, 1)).sum(0)
 
     def greedy_scorer(self, surrogate, X: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor):
         if self._X_target is None:

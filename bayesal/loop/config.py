@@ -186,7 +186,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
 def _check_multifidelity(cfg: dict[str, Any]) -> dict[str, Any]:
     """The checks and defaults of a campaign on a multi-fidelity problem."""
     from ..acquisition import MF_ACQUISITIONS
-    from .multifidelity import MF_MODELS
+    from ..models import MF_MODELS
 
     for name, default in MULTI_FIDELITY_DEFAULTS.items():
         if cfg[name] is None:
