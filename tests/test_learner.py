@@ -160,3 +160,26 @@ def test_pending_pool_rows_are_not_proposed_and_can_be_told_later():
     assert learner.n_labels == 8
     with pytest.raises(InvalidInput, match="pool"):
         learner.ask(2, pending=torch.full((1, 2), 5.0, dtype=torch.float64))  # not a pool row
+
+
+def test_a_sample_surrogate_conditions_on_pending_points():
+    """Regression (--async with sample surrogates ignored pending points): the same step asked
+    with a pending point is chosen from the ensemble conditioned on it, so the proposal moves
+    away from the pending point, whose conditioned variance has dropped."""
+    from bayesal import DeepEnsemble
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(16, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(3 * X[:, 0]) * torch.cos(2 * X[:, 1])
+    learner = ActiveLearner(Box([0.0, 0.0], [1.0, 1.0]), seed=0, acquisition="max-variance",
+                            surrogate=DeepEnsemble(task="regression", num_members=6, hidden=(16, 16), max_epochs=60))
+    learner.tell(X, y)
+    first = learner.ask(1, step=3).X
+    assert torch.allclose(learner.ask(1, step=3).X, first)  # the same step gives the same point
+    moved = learner.ask(1, pending=first, step=3).X
+    assert float((moved - first).norm()) > 0.05
+    # at the pending point itself the conditioned variance is the Gaussian update v σ² / (v + σ²)
+    v = learner.surrogate.posterior(first).variance
+    noise = learner.surrogate.noise_variance
+    conditioned = learner.surrogate.condition_on(first).posterior(first).variance
+    assert torch.allclose(conditioned.double(), (v * noise / (v + noise)).double(), rtol=1e-4)
