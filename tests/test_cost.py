@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from mf_cases import two_level_data
 
 from bayesal import ActiveLearner, MultiFidelityLearner, make_multifidelity_problem
 from bayesal.acquisition import IntegratedVarianceReduction, MaxVariance
@@ -20,12 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def mf_model():
-    gen = torch.Generator().manual_seed(0)
-    X0 = torch.rand(12, 2, generator=gen, dtype=torch.float64)
-    X1 = torch.rand(4, 2, generator=gen, dtype=torch.float64)
-    f0 = lambda X: torch.sin(4 * X[:, 0]) * torch.cos(3 * X[:, 1])  # noqa: E731
-    X = torch.cat([augment(X0, 0), augment(X1, 1)])
-    return CoKriging(2).fit(X, torch.cat([f0(X0), 1.5 * f0(X1) + 0.2 * X1[:, 0]]), bounds=[[0, 0], [1, 1]])
+    X, y = two_level_data(12, 4)
+    return CoKriging(2).fit(X, y, bounds=[[0, 0], [1, 1]])
 
 
 def test_cost_models():

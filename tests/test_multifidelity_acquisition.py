@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from mf_cases import two_level_data
 
 from bayesal.acquisition import IntegratedVarianceReduction, JointInformation
 from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
@@ -17,13 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def model():
-    gen = torch.Generator().manual_seed(0)
-    X0 = torch.rand(15, 2, generator=gen, dtype=torch.float64)
-    X1 = torch.rand(5, 2, generator=gen, dtype=torch.float64)
-    f0 = lambda X: torch.sin(4 * X[:, 0]) * torch.cos(3 * X[:, 1])  # noqa: E731
-    f1 = lambda X: 1.5 * f0(X) + 0.2 * X[:, 0]  # noqa: E731
-    X = torch.cat([augment(X0, 0), augment(X1, 1)])
-    return CoKriging(2).fit(X, torch.cat([f0(X0), f1(X1)]), bounds=[[0, 0], [1, 1]])
+    X, y = two_level_data(15, 5)
+    return CoKriging(2).fit(X, y, bounds=[[0, 0], [1, 1]])
 
 
 @pytest.fixture(scope="module")

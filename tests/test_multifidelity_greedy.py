@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mf_cases import two_level_data
 
 from bayesal.acquisition.multifidelity import MultiFidelityInformation, MultiFidelityVarianceReduction
 from bayesal.models.multifidelity import BoTorchMultiFidelityGP, CoKriging, augment
@@ -23,13 +24,7 @@ SPACE = Box([0, 0], [1, 1])
 
 @pytest.fixture(scope="module")
 def models():
-    gen = torch.Generator().manual_seed(0)
-    X0 = torch.rand(15, 2, generator=gen, dtype=torch.float64)
-    X1 = torch.rand(5, 2, generator=gen, dtype=torch.float64)
-    f0 = lambda X: torch.sin(4 * X[:, 0]) * torch.cos(3 * X[:, 1])  # noqa: E731
-    f1 = lambda X: 1.5 * f0(X) + 0.2 * X[:, 0]  # noqa: E731
-    X = torch.cat([augment(X0, 0), augment(X1, 1)])
-    y = torch.cat([f0(X0), f1(X1)])
+    X, y = two_level_data(15, 5)
     out = {"co-kriging-2": CoKriging(2).fit(X, y, bounds=[[0, 0], [1, 1]]),
            "botorch-mf-gp-2": BoTorchMultiFidelityGP(2).fit(X, y, bounds=[[0, 0], [1, 1]])}
     gen = torch.Generator().manual_seed(3)

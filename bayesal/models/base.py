@@ -10,7 +10,8 @@ import torch
 from ..errors import Unsupported
 from ..posteriors import GaussianPosterior, SamplePosterior
 
-__all__ = ["Surrogate", "AlgebraSurrogate", "ConditionedSurrogate", "CovarianceColumns", "CrossBlocks"]
+__all__ = ["Surrogate", "AlgebraSurrogate", "PendingConditioned", "ConditionedSurrogate", "CovarianceColumns",
+           "CrossBlocks"]
 
 
 class Surrogate(ABC):
@@ -214,22 +215,18 @@ class AlgebraSurrogate(Surrogate):
         return self._algebra().reference_cross(R.to(X), X)
 
 
-class ConditionedSurrogate(Surrogate):
-    """A Gaussian surrogate conditioned on pending points P (their labels unknown).
+class PendingConditioned(Surrogate):
+    """What every surrogate conditioned on pending points P shares: its base, the points, the
+    base's noise, dtype and memory per row, and that it is not fitted itself.
 
-    With ``S_P = Σ(P, P) + σ_n² I``, the exact Gaussian update is
-    ``Σ'(A, B) = Σ(A, B) − Σ(A, P) S_P⁻¹ Σ(P, B)``; the mean is unchanged (pending labels taken
-    at their expected values). Works for any base surrogate with ``covariance``.
+    Args:
+        base: the fitted surrogate; X_pending: ``[p, d]`` pending points.
     """
 
     def __init__(self, base: Surrogate, X_pending: torch.Tensor):
         self.base, self.P = base, X_pending
         self.num_outputs = base.num_outputs
         self._fitted = True
-        with torch.no_grad():
-            S = base.covariance(X_pending, X_pending)
-            S = S + torch.diag_embed(base.noise_variance.to(S).reshape(-1, 1).expand(S.shape[:-1]))
-            self._L = torch.linalg.cholesky(S)  # [m, p, p]
 
     @property
     def noise_variance(self) -> torch.Tensor:
@@ -241,12 +238,34 @@ class ConditionedSurrogate(Surrogate):
         """Training points of the base surrogate plus the pending points."""
         return self.base.num_train + self.P.shape[0]
 
+    @property
+    def posterior_bytes_per_row(self) -> float | None:
+        """Bytes one pool row costs while scored: those of the base surrogate."""
+        return self.base.posterior_bytes_per_row
+
     def parameter_like(self) -> torch.Tensor:
         """A tensor with the dtype and device of the base surrogate."""
         return self.base.parameter_like()
 
     def fit(self, X: Any, y: Any, bounds: Any = None):
-        raise NotImplementedError("fit the base surrogate, then condition it again")
+        """Not available: fit the base surrogate, then condition it again."""
+        raise self._unsupported("fit (fit the base surrogate, then condition it again)", "fit")
+
+
+class ConditionedSurrogate(PendingConditioned):
+    """A Gaussian surrogate conditioned on pending points P (their labels unknown).
+
+    With ``S_P = Σ(P, P) + σ_n² I``, the exact Gaussian update is
+    ``Σ'(A, B) = Σ(A, B) − Σ(A, P) S_P⁻¹ Σ(P, B)``; the mean is unchanged (pending labels taken
+    at their expected values). Works for any base surrogate with ``covariance``.
+    """
+
+    def __init__(self, base: Surrogate, X_pending: torch.Tensor):
+        super().__init__(base, X_pending)
+        with torch.no_grad():
+            S = base.covariance(X_pending, X_pending)
+            S = S + torch.diag_embed(base.noise_variance.to(S).reshape(-1, 1).expand(S.shape[:-1]))
+            self._L = torch.linalg.cholesky(S)  # [m, p, p]
 
     def _whiten(self, C: torch.Tensor) -> torch.Tensor:
         """``L_P⁻¹ C`` for ``C = Σ(P, ·)  [..., m, p, N]``."""

@@ -29,7 +29,7 @@ from ..errors import InvalidInput, NotFitted, Unsupported
 from ..posteriors import SamplePosterior
 from ..settings import rows_per_chunk
 from ..validation import as_tensor, check_count, check_X, check_y
-from .base import Surrogate
+from .base import PendingConditioned, Surrogate
 
 __all__ = ["SampleSurrogate", "ConditionedSampleSurrogate", "ConsistentDropout", "MCDropoutNet", "DeepEnsemble", "mlp",
            "sample_moments", "sample_cross", "ensemble_transform"]
@@ -566,7 +566,7 @@ def ensemble_transform(D_P: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return (V * evals.clamp_min(1.0).rsqrt().unsqueeze(-2)) @ V.transpose(-1, -2)
 
 
-class ConditionedSampleSurrogate(Surrogate):
+class ConditionedSampleSurrogate(PendingConditioned):
     """A regression sample surrogate conditioned on pending points P (their labels unknown), by a
     deterministic ensemble-transform (square-root) Kalman update of its K draws.
 
@@ -588,9 +588,8 @@ class ConditionedSampleSurrogate(Surrogate):
     posterior_kind = "samples"
 
     def __init__(self, base: SampleSurrogate, X_pending: torch.Tensor):
-        self.base, self.P = base, X_pending
-        self.num_outputs, self.task = base.num_outputs, base.task
-        self._fitted = True
+        super().__init__(base, X_pending)
+        self.task = base.task
         with torch.no_grad():
             D_P = _deviations(base._draws(X_pending.to(torch.float64)))  # [K, p, m]
             self._T = ensemble_transform(D_P, base.noise_variance.to(D_P))  # [m, K, K]
@@ -598,32 +597,10 @@ class ConditionedSampleSurrogate(Surrogate):
     def __repr__(self) -> str:
         return f"ConditionedSampleSurrogate({self.base!r}, pending={self.P.shape[0]})"
 
-    def fit(self, X: Any, y: Any, bounds: Any = None):
-        raise NotImplementedError("fit the base surrogate, then condition it again")
-
     @property
     def num_samples(self) -> int:
         """K, the number of draws (those of the base surrogate)."""
         return self.base.num_samples
-
-    @property
-    def noise_variance(self) -> torch.Tensor:
-        """Observation-noise variance ``[m]`` of the base surrogate (conditioning does not change it)."""
-        return self.base.noise_variance
-
-    @property
-    def num_train(self) -> int:
-        """Training labels of the base surrogate plus the pending points."""
-        return self.base.num_train + self.P.shape[0]
-
-    @property
-    def posterior_bytes_per_row(self) -> float:
-        """Bytes one pool row costs while scored (those of the base: the transform is in place of its draws)."""
-        return self.base.posterior_bytes_per_row
-
-    def parameter_like(self) -> torch.Tensor:
-        """A tensor with the dtype and device of the base surrogate's networks."""
-        return self.base.parameter_like()
 
     def _apply(self, draws: torch.Tensor) -> torch.Tensor:
         """Conditioned draws ``f̄ + T D`` from base draws ``[K, *lead, m]`` (same shape and dtype)."""
