@@ -253,7 +253,9 @@ class ActiveLearner:
             step: the acquisition step whose seed to use (default: the number of asks so far).
             select_function: used instead of :func:`bayesal.selection.select`, with its signature
                 ``(surrogate, acquisition, space, q, selector=..., seed=...)`` (e.g. a pool
-                scored on a cluster, :func:`bayesal.loop.distributed_select`). (Single fidelity only.)
+                scored on a cluster, :func:`bayesal.loop.distributed_select`); on a box it is also
+                given ``X_observed=`` the labelled and pending points ``[n, d]``, which a noise-free
+                model must not propose again. (Single fidelity only.)
             budget: the most the batch may cost (needs a cost model). Multi-fidelity batches
                 never choose a candidate that does not fit and stop early when nothing fits;
                 single-fidelity batches keep their longest prefix that fits.
@@ -285,6 +287,7 @@ class ActiveLearner:
             acquisition = acquisition.with_cost(self.cost_model)
         model = acquisition.selection_model(self.X, self.surrogate)
         excluded = None
+        observed = self.X
         if pending is not None:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
             if X_pending.shape[0] and isinstance(self.space, Pool):
@@ -293,12 +296,18 @@ class ActiveLearner:
                 self.space.check_batch_size(q + excluded.numel())
             if X_pending.shape[0] and acquisition.needs_posterior:
                 model = model.condition_on(X_pending)
+            observed = torch.cat([self.X, X_pending.to(self.X)])
+        # a box selector keeps a noise-free model off the labelled and pending points (a pool
+        # excludes its labelled rows itself, so pool selectors keep their signature)
+        extra = {"X_observed": observed} if isinstance(self.space, Box) else {}
         if excluded is None or excluded.numel() == 0:
-            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed)
+            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed,
+                                                **extra)
             return self._priced(batch, budget)
         self.space.mark_labelled(excluded)
         try:
-            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed)
+            batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed,
+                                                **extra)
             return self._priced(batch, budget)
         finally:
             self.space.labelled[excluded.to(self.space.labelled.device)] = False

@@ -31,10 +31,13 @@ def uses_greedy(surrogate, acquisition, q: int, selector: str) -> bool:
     return surrogate.posterior_kind == "gaussian" or acquisition.batch_from_samples
 
 
-def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", seed: int | None = None) -> Selection:
+def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", seed: int | None = None,
+           X_observed=None) -> Selection:
     """Choose a batch of q points with the right selector for the space and acquisition.
 
-    On a box, :func:`~bayesal.selection.continuous.select_continuous`. On a pool:
+    On a box, :func:`~bayesal.selection.continuous.select_continuous`, which keeps a noise-free
+    model from proposing the labelled points ``X_observed: [n, d]`` again (a pool excludes its
+    labelled rows itself and ignores ``X_observed``). On a pool:
     ``selector="stochastic"`` (or a :class:`StochasticBatch`) samples the batch from the
     acquisition's scores; ``"greedy"`` conditions on each chosen point
     (:func:`~bayesal.selection.greedy.select_greedy`); ``"topk"`` takes the q best single-point
@@ -43,7 +46,7 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     """
     acquisition, selector = split_selector(acquisition, check_selector(selector))
     if isinstance(space, Box):
-        return select_continuous(surrogate, acquisition, space, q, seed=seed)
+        return select_continuous(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
     if not isinstance(space, Pool):
         raise InvalidInput("space", "a Pool or a Box", type(space).__name__)
     if isinstance(selector, StochasticBatch):
