@@ -23,6 +23,19 @@ from .errors import InvalidInput
 __all__ = ["GaussianPosterior", "SamplePosterior", "EmptyPosterior"]
 
 
+def _real(value, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise InvalidInput(name, "a real tensor", f"dtype {value.dtype}")
+        return value if value.is_floating_point() else value.to(torch.float64)
+    raise InvalidInput(name, "a torch tensor", type(value).__name__)
+
+
+def _finite(value: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise InvalidInput(name, "finite values", "NaN or inf entries")
+
+
 class GaussianPosterior:
     """Gaussian marginals of the latent function over N points, with optional joint covariance.
 
@@ -42,8 +55,24 @@ class GaussianPosterior:
         noise_variance: torch.Tensor | None = None,
         covariance_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
+        mean = _real(mean, "mean")
+        variance = _real(variance, "variance")
+        if mean.dim() < 2:
+            raise InvalidInput("mean", "a tensor of shape [..., N, m]", f"shape {list(mean.shape)}")
         if mean.shape != variance.shape:
             raise InvalidInput("variance", f"the shape of mean {list(mean.shape)}", f"{list(variance.shape)}")
+        # a NaN here would surface much later as NaN scores, and a "best" point chosen from them
+        _finite(mean, "mean")
+        _finite(variance, "variance")
+        if noise_variance is not None:
+            noise_variance = _real(noise_variance, "noise_variance")
+            _finite(noise_variance, "noise_variance")
+            if noise_variance.dim() > 1 and noise_variance.shape != mean.shape[-noise_variance.dim():] or (
+                    noise_variance.dim() <= 1 and noise_variance.numel() not in (1, mean.shape[-1])):
+                raise InvalidInput("noise_variance", f"one variance per output [{mean.shape[-1]}]",
+                                   f"shape {list(noise_variance.shape)}")
+            if bool((noise_variance < 0).any()):
+                raise InvalidInput("noise_variance", "non-negative variances", str(noise_variance.tolist())[:120])
         self.mean = mean
         self.variance = variance.clamp_min(0.0)
         self.noise_variance = noise_variance

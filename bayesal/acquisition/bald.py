@@ -17,7 +17,7 @@ from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ..validation import check_count, renamed
 from ._samples import class_probabilities, entropy_of_mean, mean_entropy, row_chunks
-from .base import Acquisition, output_weights, require_gaussian
+from .base import Acquisition, check_output_weights, output_weights, require_gaussian
 
 __all__ = ["BALD", "JointInformation", "BatchBALD", "mutual_information", "joint_entropy_exact"]
 
@@ -67,7 +67,7 @@ class BALD(Acquisition):
     name = "bald"
 
     def __init__(self, output_weights=None, *, weights=None):
-        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
+        self.output_weights = check_output_weights(renamed(output_weights, weights, "output_weights", "weights", type(self).__name__))
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         """Scores ``[..., N]``.

@@ -17,7 +17,7 @@ import torch
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ._samples import class_probabilities, entropy_of_mean, row_chunks
 from ..validation import renamed
-from .base import Acquisition, output_weights
+from .base import Acquisition, check_output_weights, output_weights
 
 __all__ = ["Random", "MaxVariance", "Entropy", "Margin", "LeastConfidence", "VariationRatios"]
 
@@ -51,7 +51,7 @@ class MaxVariance(Acquisition):
     name = "max-variance"
 
     def __init__(self, output_weights=None, *, weights=None):
-        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
+        self.output_weights = check_output_weights(renamed(output_weights, weights, "output_weights", "weights", type(self).__name__))
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         var = posterior.variance  # [..., N, m]

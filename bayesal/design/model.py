@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ from torch.distributions.transforms import ComposeTransform, IndependentTransfor
 
 from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior
-from ..validation import DEFAULT_DTYPE, as_tensor, check_in_box, describe
+from ..validation import DEFAULT_DTYPE, as_tensor, check_finite, check_in_box, describe
 
 __all__ = [
     "DesignModel",
@@ -453,15 +454,21 @@ class LinearGaussianModel(DesignModel):
                  features: Callable[[torch.Tensor], torch.Tensor] | None = None, bounds: Any = None,
                  dtype: torch.dtype = DEFAULT_DTYPE, device: torch.device | str | None = None):
         mu = as_tensor(prior_mean, "prior_mean", dtype=dtype, device=device).reshape(-1)
+        check_finite(mu, "prior_mean", "a finite prior mean")
         cov = as_tensor(prior_covariance, "prior_covariance", dtype=dtype, device=mu.device)
+        check_finite(cov.reshape(1, -1), "prior_covariance", "a finite prior covariance")
         p = mu.numel()
+        if p == 0:
+            raise InvalidInput("prior_mean", "at least one parameter", "an empty array")
         if tuple(cov.shape) != (p, p):
             raise InvalidInput("prior_covariance", f"a [{p}, {p}] matrix", describe(prior_covariance))
         L, info = torch.linalg.cholesky_ex(cov)
         if int(info) != 0:
             raise InvalidInput("prior_covariance", "a symmetric positive definite matrix", "a matrix that is not")
-        if not (float(noise_sd) > 0):
-            raise InvalidInput("noise_sd", "a positive standard deviation", repr(noise_sd))
+        if isinstance(noise_sd, torch.Tensor) and noise_sd.numel() == 1 and not noise_sd.is_complex():
+            noise_sd = float(noise_sd)
+        if isinstance(noise_sd, bool) or not isinstance(noise_sd, numbers.Real) or not (0 < float(noise_sd) < math.inf):
+            raise InvalidInput("noise_sd", "a positive, finite standard deviation", describe(noise_sd))
         if design_shape is None:
             raise InvalidInput("design_shape", "the shape of one design ((n, p) for a design matrix)", "None")
         self.noise_sd = float(noise_sd)
@@ -493,10 +500,16 @@ class LinearGaussianModel(DesignModel):
         designs = self.check_designs(designs)
         X = self.design_matrix(designs)
         L = self.prior_scale_tril
-        A = X @ L  # [B, n, p]
-        p = L.shape[-1]
-        M = torch.eye(p, dtype=A.dtype, device=A.device) + A.transpose(-1, -2) @ A / self.noise_sd**2
-        return torch.linalg.cholesky(M).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        A = X @ L / self.noise_sd  # [B, n, p]
+        if not bool(torch.isfinite(A).all()):
+            raise InvalidInput("designs", "designs whose design matrix X(d) Σ^½ / σ is finite", "an overflowing one")
+        # ½ Σ log(1 + s²) over the singular values s of A, not ½ log det(I + AᵀA): AᵀA squares the
+        # designs and overflows (designs × 1e300), while log(1 + s²) = 2 log s + log1p(s⁻²) does not
+        s = torch.linalg.svdvals(A)
+        big = s > 1.0
+        safe = torch.where(big, s, torch.ones_like(s))
+        terms = torch.where(big, 2 * safe.log() + torch.log1p(safe.pow(-2)), torch.log1p(s.square()))
+        return 0.5 * terms.sum(-1)
 
     def posterior(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact posterior mean ``[p]`` and covariance ``[p, p]`` given ``X: [n, p]``, ``y: [n]``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from ..spaces import Box, Pool
-from .base import SELECTORS, Selection
+from .base import SELECTORS, Selection, check_arguments
 from .continuous import select_continuous
 from .greedy import select_greedy
 from .stochastic import StochasticBatch, split_selector
@@ -42,6 +42,7 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     and top-k otherwise.
     """
     acquisition, selector = split_selector(acquisition, check_selector(selector))
+    check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
     if isinstance(space, Box):
         return select_continuous(surrogate, acquisition, space, q, seed=seed)
     if not isinstance(space, Pool):
