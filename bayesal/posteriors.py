@@ -124,14 +124,28 @@ class SamplePosterior:
 
     def __init__(self, samples: torch.Tensor, kind: str = "regression",
                  noise_variance: torch.Tensor | None = None):
+        samples = _real(samples, "samples")
         if samples.dim() != 3:
             raise InvalidInput("samples", "a tensor of shape [K, N, m] or [K, N, C]", f"shape {list(samples.shape)}")
+        _finite(samples, "samples")
         if kind not in ("regression", "classification"):
             raise InvalidInput("kind", "'regression' or 'classification'", repr(kind))
         if kind == "classification":
+            if samples.shape[-1] < 2:  # margins, entropies and BALD need at least two classes
+                raise InvalidInput("samples", "class probabilities [K, N, C] with C >= 2 classes",
+                                   f"shape {list(samples.shape)}")
             total = samples.sum(-1)
             if not torch.allclose(total, torch.ones_like(total), atol=1e-4) or bool((samples < 0).any()):
                 raise InvalidInput("samples", "class probabilities [K, N, C] summing to one over C", "rows that are not distributions")
+        if kind == "regression" and samples.shape[0] > 1:
+            # draws of magnitude 1e155 and more have an inf variance: every score would be inf
+            _finite(samples.var(0), "samples (their variance over K)")
+        if noise_variance is not None:
+            noise_variance = _real(noise_variance, "noise_variance")
+            _finite(noise_variance, "noise_variance")
+            if noise_variance.numel() not in (1, samples.shape[-1]) or bool((noise_variance < 0).any()):
+                raise InvalidInput("noise_variance", f"non-negative variances, one per output [{samples.shape[-1]}]",
+                                   f"shape {list(noise_variance.shape)}")
         self.samples = samples
         self.kind = kind
         self.noise_variance = noise_variance

@@ -98,6 +98,10 @@ class Box:
         """``n`` points ``[n, d]`` in the box: scrambled Sobol (default) or i.i.d. uniform."""
         n = check_count(n, "n", minimum=0, maximum=MAX_POINTS, maximum_reason="points drawn at once")
         seed = check_seed(seed)
+        if method not in ("sobol", "uniform"):
+            raise InvalidInput("method", "'sobol' or 'uniform'", repr(method))
+        if n == 0:  # SobolEngine cannot draw zero points
+            return torch.empty(0, self.dim, dtype=self.bounds.dtype, device=self.bounds.device)
         if method == "sobol":
             engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)
             U = engine.draw(n, dtype=self.bounds.dtype)

@@ -256,3 +256,37 @@ def test_the_box_tolerance_is_relative_to_the_width():
     # points mapped from the unit cube keep passing far from the origin
     box = b.Box([1e6], [1e6 + 1e-3])
     check_in_box(box.sample(64, seed=1), box.bounds)
+
+
+# -- found by tests/test_properties.py ---------------------------------------------------------
+def test_a_box_samples_zero_points():
+    assert b.Box([0, 0], [1, 1]).sample(0).shape == (0, 2)
+
+
+def test_select_checks_q_before_choosing_a_selector(fitted, pool):
+    with pytest.raises(InvalidInput, match="q"):
+        b.select(fitted, b.MaxVariance(), pool, None)
+
+
+def test_a_classifier_needs_two_classes():
+    with pytest.raises(InvalidInput, match="C >= 2"):
+        b.SamplePosterior(torch.ones(1, 1, 1, dtype=torch.float64), kind="classification")
+
+
+def test_sample_draws_whose_variance_overflows_are_rejected():
+    samples = torch.tensor([[[0.0]], [[1.7e308]]], dtype=torch.float64).expand(2, 1, 1).clone()
+    samples[0] = -1.7e308
+    with pytest.raises(InvalidInput, match="samples"):
+        b.SamplePosterior(samples)
+
+
+@pytest.mark.parametrize("make", [lambda: D.PsychometricModel(guess_rate=None), lambda: D.PsychometricModel(trials="x"),
+                                  lambda: D.DeathProcessModel(population=None),
+                                  lambda: D.DeathProcessModel(num_times=2.0**53),
+                                  lambda: D.DeathProcessModel(bounds=(1.0, 0.0)),
+                                  lambda: D.PharmacokineticModel(dose=math.nan),
+                                  lambda: D.PharmacokineticModel(additive_variance=0.0),
+                                  lambda: D.PharmacokineticModel(bounds="ab")])
+def test_design_model_constructors_reject_bad_settings(make):
+    with pytest.raises(InvalidInput):
+        make()

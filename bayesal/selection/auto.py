@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
+from ..validation import check_count
 from ..spaces import Box, Pool
 from .base import SELECTORS, Selection, check_arguments
 from .continuous import select_continuous
@@ -43,6 +44,7 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     """
     acquisition, selector = split_selector(acquisition, check_selector(selector))
     check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
+    q = check_count(q, "q")
     if isinstance(space, Box):
         return select_continuous(surrogate, acquisition, space, q, seed=seed)
     if not isinstance(space, Pool):
