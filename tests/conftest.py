@@ -56,7 +56,7 @@ except ImportError:  # hypothesis is a dev dependency; only test_properties.py n
     pass
 else:
     _slow = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
-    _hypothesis_settings.register_profile("bounded", max_examples=600, deadline=None, database=None,
+    _hypothesis_settings.register_profile("bounded", max_examples=1200, deadline=None, database=None,
                                           suppress_health_check=_slow, print_blob=True)
     _hypothesis_settings.register_profile("thorough", max_examples=2000, deadline=None, database=None,
                                           suppress_health_check=_slow, print_blob=True)

@@ -282,6 +282,8 @@ def test_sample_draws_whose_variance_overflows_are_rejected():
 
 @pytest.mark.parametrize("make", [lambda: D.PsychometricModel(guess_rate=None), lambda: D.PsychometricModel(trials="x"),
                                   lambda: D.DeathProcessModel(population=None),
+                                  lambda: D.DeathProcessModel(population=1e300),
+                                  lambda: D.PsychometricModel(trials=2**80),
                                   lambda: D.DeathProcessModel(num_times=2.0**53),
                                   lambda: D.DeathProcessModel(bounds=(1.0, 0.0)),
                                   lambda: D.PharmacokineticModel(dose=math.nan),

@@ -577,6 +577,9 @@ def _interval(bounds: Any, name: str = "bounds") -> tuple[float, float]:
 #: the most observation times / levels of one design: beyond it a design of shape [K] (2 × 8K bytes
 #: of bounds, K likelihood factors per draw) is a typo, not an experiment
 MAX_DESIGN_SIZE = 10_000
+#: the largest binomial count (population, trials): counts are sampled and summed in int64 and
+#: float64, where larger counts overflow or lose every unit
+MAX_BINOMIAL_COUNT = 2**31
 
 
 class PsychometricModel(DesignModel):
@@ -613,7 +616,7 @@ class PsychometricModel(DesignModel):
         lapse_rate = _number(lapse_rate, "lapse_rate", "a rate in [0, 1)", lambda v: 0 <= v < 1)
         if not guess_rate + lapse_rate < 1:
             raise InvalidInput("guess_rate/lapse_rate", "rates in [0, 1) summing below 1", f"{guess_rate}, {lapse_rate}")
-        trials = check_count(trials, "trials")
+        trials = check_count(trials, "trials", maximum=MAX_BINOMIAL_COUNT)
         num_levels = check_count(num_levels, "num_levels", maximum=MAX_DESIGN_SIZE, maximum_reason="levels per design")
         bounds = _interval(bounds)
         self.guess_rate, self.lapse_rate, self.trials = guess_rate, lapse_rate, trials
@@ -765,7 +768,7 @@ class DeathProcessModel(DesignModel):
     def __init__(self, population: int = 50, num_times: int = 1, rate_prior: Distribution | None = None,
                  bounds: tuple[float, float] = (0.0, 10.0), dtype: torch.dtype = DEFAULT_DTYPE,
                  device: torch.device | str | None = None):
-        self.population = check_count(population, "population")
+        self.population = check_count(population, "population", maximum=MAX_BINOMIAL_COUNT)
         prior = rate_prior if rate_prior is not None else LogNormal(
             torch.tensor(0.0, dtype=dtype, device=device), torch.tensor(0.5, dtype=dtype, device=device),
             validate_args=False)
