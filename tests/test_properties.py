@@ -173,9 +173,18 @@ SCORERS = [b.MaxVariance(), b.BALD(), b.JointInformation(), b.Entropy(), b.Margi
            b.VariationRatios(), b.BatchBALD()]
 
 
-@given(mean=wild, variance=wild, noise=st.one_of(st.none(), wild), scale=scales,
-       acquisition=st.sampled_from(SCORERS))
-def test_scores_of_a_gaussian_posterior_are_finite_or_rejected(mean, variance, noise, scale, acquisition):
+posterior_shapes = st.sampled_from([(1, 1), (3, 1), (4, 2), (2, 3, 1)])
+mixed = st.one_of(tame_floats, tame_floats, st.floats(0, 5), wild_floats)
+gaussian_parts = st.one_of(
+    posterior_shapes.flatmap(lambda s: st.tuples(arrays(s, mixed), arrays(s, mixed),
+                                                 st.one_of(st.none(), arrays((s[-1],), mixed), wild))),
+    st.tuples(wild, wild, st.one_of(st.none(), wild)))
+
+
+@given(parts=gaussian_parts, scale=scales, acquisition=st.sampled_from(SCORERS))
+def test_scores_of_a_gaussian_posterior_are_finite_or_rejected(parts, scale, acquisition):
+    mean, variance, noise = parts
+
     def t(v):
         return torch.from_numpy(np.asarray(v * scale)) if isinstance(v, np.ndarray) else v
     post = _call(b.GaussianPosterior, t(mean), t(variance), t(noise))

@@ -89,7 +89,8 @@ class Entropy(_ClassificationScore):
         if isinstance(posterior, (GaussianPosterior, SamplePosterior)) and not (
                 isinstance(posterior, SamplePosterior) and posterior.kind == "classification"):
             var = posterior.predictive_variance.clamp_min(1e-300)
-            return (0.5 * torch.log(2 * math.pi * math.e * var)).sum(-1)
+            # log(2πe) + log var, not log(2πe var): the product overflows for var near 1e308
+            return (0.5 * (math.log(2 * math.pi * math.e) + torch.log(var))).sum(-1)
         return super().score(posterior)
 
     def _chunk(self, probs: torch.Tensor) -> torch.Tensor:
