@@ -67,7 +67,7 @@ class GaussianPosterior:
         if noise_variance is not None:
             noise_variance = _real(noise_variance, "noise_variance")
             _finite(noise_variance, "noise_variance")
-            if noise_variance.dim() > 1 and noise_variance.shape != mean.shape[-noise_variance.dim():] or (
+            if noise_variance.numel() == 0 or noise_variance.dim() > 1 and noise_variance.shape != mean.shape[-noise_variance.dim():] or (
                     noise_variance.dim() <= 1 and noise_variance.numel() not in (1, mean.shape[-1])):
                 raise InvalidInput("noise_variance", f"one variance per output [{mean.shape[-1]}]",
                                    f"shape {list(noise_variance.shape)}")

@@ -125,6 +125,8 @@ def test_a_noise_vector_of_the_wrong_length_is_rejected():
         b.GaussianPosterior(torch.zeros(3, 1), torch.ones(3, 1), torch.ones(3))
     with pytest.raises(InvalidInput, match="noise_variance"):
         b.GaussianPosterior(torch.zeros(3, 1), torch.ones(3, 1), -torch.ones(1))
+    with pytest.raises(InvalidInput, match="noise_variance"):
+        b.GaussianPosterior(torch.zeros(0, 2), torch.ones(0, 2), torch.ones(0, 2))
 
 
 def test_pce_rejects_a_string_seed():
