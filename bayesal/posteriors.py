@@ -23,6 +23,19 @@ from .errors import InvalidInput
 __all__ = ["GaussianPosterior", "SamplePosterior", "EmptyPosterior"]
 
 
+def _real(value, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise InvalidInput(name, "a real tensor", f"dtype {value.dtype}")
+        return value if value.is_floating_point() else value.to(torch.float64)
+    raise InvalidInput(name, "a torch tensor", type(value).__name__)
+
+
+def _finite(value: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise InvalidInput(name, "finite values", "NaN or inf entries")
+
+
 class GaussianPosterior:
     """Gaussian marginals of the latent function over N points, with optional joint covariance.
 
@@ -42,8 +55,24 @@ class GaussianPosterior:
         noise_variance: torch.Tensor | None = None,
         covariance_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
+        mean = _real(mean, "mean")
+        variance = _real(variance, "variance")
+        if mean.dim() < 2:
+            raise InvalidInput("mean", "a tensor of shape [..., N, m]", f"shape {list(mean.shape)}")
         if mean.shape != variance.shape:
             raise InvalidInput("variance", f"the shape of mean {list(mean.shape)}", f"{list(variance.shape)}")
+        # a NaN here would surface much later as NaN scores, and a "best" point chosen from them
+        _finite(mean, "mean")
+        _finite(variance, "variance")
+        if noise_variance is not None:
+            noise_variance = _real(noise_variance, "noise_variance")
+            _finite(noise_variance, "noise_variance")
+            if noise_variance.numel() == 0 or noise_variance.dim() > 1 and noise_variance.shape != mean.shape[-noise_variance.dim():] or (
+                    noise_variance.dim() <= 1 and noise_variance.numel() not in (1, mean.shape[-1])):
+                raise InvalidInput("noise_variance", f"one variance per output [{mean.shape[-1]}]",
+                                   f"shape {list(noise_variance.shape)}")
+            if bool((noise_variance < 0).any()):
+                raise InvalidInput("noise_variance", "non-negative variances", str(noise_variance.tolist())[:120])
         self.mean = mean
         self.variance = variance.clamp_min(0.0)
         self.noise_variance = noise_variance
@@ -95,14 +124,28 @@ class SamplePosterior:
 
     def __init__(self, samples: torch.Tensor, kind: str = "regression",
                  noise_variance: torch.Tensor | None = None):
+        samples = _real(samples, "samples")
         if samples.dim() != 3:
             raise InvalidInput("samples", "a tensor of shape [K, N, m] or [K, N, C]", f"shape {list(samples.shape)}")
+        _finite(samples, "samples")
         if kind not in ("regression", "classification"):
             raise InvalidInput("kind", "'regression' or 'classification'", repr(kind))
         if kind == "classification":
+            if samples.shape[-1] < 2:  # margins, entropies and BALD need at least two classes
+                raise InvalidInput("samples", "class probabilities [K, N, C] with C >= 2 classes",
+                                   f"shape {list(samples.shape)}")
             total = samples.sum(-1)
             if not torch.allclose(total, torch.ones_like(total), atol=1e-4) or bool((samples < 0).any()):
                 raise InvalidInput("samples", "class probabilities [K, N, C] summing to one over C", "rows that are not distributions")
+        if kind == "regression" and samples.shape[0] > 1:
+            # draws of magnitude 1e155 and more have an inf variance: every score would be inf
+            _finite(samples.var(0), "samples (their variance over K)")
+        if noise_variance is not None:
+            noise_variance = _real(noise_variance, "noise_variance")
+            _finite(noise_variance, "noise_variance")
+            if noise_variance.numel() not in (1, samples.shape[-1]) or bool((noise_variance < 0).any()):
+                raise InvalidInput("noise_variance", f"non-negative variances, one per output [{samples.shape[-1]}]",
+                                   f"shape {list(noise_variance.shape)}")
         self.samples = samples
         self.kind = kind
         self.noise_variance = noise_variance

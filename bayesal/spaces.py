@@ -9,9 +9,13 @@ import torch
 
 from .errors import InvalidInput
 from .settings import rows_per_chunk
-from .validation import as_tensor, check_in_box, check_indices, check_X, check_y, describe
+from .validation import as_tensor, check_count, check_bounds, check_in_box, check_indices, check_seed, check_X, check_y, data_bounds, describe
 
-__all__ = ["Box", "Pool"]
+__all__ = ["Box", "Pool", "MAX_POINTS"]
+
+#: the most points a box draws at once (a batch or a candidate set): 10**7 points of a 10-D box
+#: are already 800 MB, and a request of 10**9 would try to allocate terabytes
+MAX_POINTS = 10**7
 
 
 class Box:
@@ -24,8 +28,12 @@ class Box:
     """
 
     def __init__(self, lower: Any, upper: Any, names: Sequence[str] | None = None):
-        lo = as_tensor(lower, "lower").reshape(-1)
-        hi = as_tensor(upper, "upper").reshape(-1)
+        lo = as_tensor(lower, "lower")
+        hi = as_tensor(upper, "upper")
+        for name, value, raw in (("lower", lo, lower), ("upper", hi, upper)):
+            if value.dim() > 1:  # a [2, d] array would be silently flattened into 2d bounds
+                raise InvalidInput(name, "a 1-D array of bounds [d] (or a number)", describe(raw))
+        lo, hi = lo.reshape(-1), hi.reshape(-1)
         if lo.numel() == 0:
             raise InvalidInput("lower", "at least one bound", "an empty array")
         if lo.shape != hi.shape:
@@ -35,8 +43,15 @@ class Box:
         bad = torch.nonzero(hi <= lo).flatten().tolist()
         if bad:
             raise InvalidInput("upper", "upper > lower in every dimension", f"upper <= lower in dimensions {bad}")
-        if names is not None and len(names) != lo.numel():
-            raise InvalidInput("names", f"{lo.numel()} names", f"{len(names)} names")
+        if not bool(torch.isfinite(hi - lo).all()):
+            # inputs are mapped to the unit cube by dividing by the width: it must not overflow
+            raise InvalidInput("lower/upper", "bounds whose width upper - lower is a finite float",
+                               f"lower={lo.tolist()}, upper={hi.tolist()}")
+        if names is not None:
+            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+                raise InvalidInput("names", f"a list of {lo.numel()} strings", describe(names))
+            if len(names) != lo.numel():
+                raise InvalidInput("names", f"{lo.numel()} names", f"{len(names)} names")
         self.bounds = torch.stack([lo, hi])  # [2, d]
         self.names = list(names) if names is not None else [f"x{i}" for i in range(lo.numel())]
 
@@ -81,6 +96,12 @@ class Box:
 
     def sample(self, n: int, seed: int | None = None, method: str = "sobol") -> torch.Tensor:
         """``n`` points ``[n, d]`` in the box: scrambled Sobol (default) or i.i.d. uniform."""
+        n = check_count(n, "n", minimum=0, maximum=MAX_POINTS, maximum_reason="points drawn at once")
+        seed = check_seed(seed)
+        if method not in ("sobol", "uniform"):
+            raise InvalidInput("method", "'sobol' or 'uniform'", repr(method))
+        if n == 0:  # SobolEngine cannot draw zero points
+            return torch.empty(0, self.dim, dtype=self.bounds.dtype, device=self.bounds.device)
         if method == "sobol":
             engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)
             U = engine.draw(n, dtype=self.bounds.dtype)
@@ -111,15 +132,15 @@ class Pool:
     """
 
     def __init__(self, X: Any, y: Any = None, bounds: Any = None):
+        if as_tensor(X, "X (pool candidates)", dtype=None).dim() == 0:
+            raise InvalidInput("X (pool candidates)", "an array of candidates [N, d]", describe(X))
         self.X = check_X(X, "X (pool candidates)")
         self._y = None if y is None else check_y(y, "y (pool labels)", n=self.X.shape[0])
         if bounds is None:
-            lo, hi = self.X.min(0).values, self.X.max(0).values
-            flat = hi <= lo
-            hi = torch.where(flat, lo + 1.0, hi)
-            self.bounds = torch.stack([lo, hi])
+            self.bounds = data_bounds(self.X, "X (pool candidates)")
         else:
-            self.bounds = as_tensor(bounds, "bounds").reshape(2, -1).to(self.X)
+            self.bounds = check_bounds(bounds, self.dim, "bounds", like=self.X)
+            check_in_box(self.X, self.bounds, "X (pool candidates)")
         self.labelled = torch.zeros(self.X.shape[0], dtype=torch.bool, device=self.X.device)
 
     # -- shape --------------------------------------------------------------------------------

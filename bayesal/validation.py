@@ -16,8 +16,14 @@ import torch
 
 from .errors import InvalidInput
 
-__all__ = ["renamed", 
+__all__ = ["renamed",
     "DEFAULT_DTYPE",
+    "MAX_SEED",
+    "check_seed",
+    "check_bounds",
+    "data_bounds",
+    "check_finite",
+    "check_type",
     "describe",
     "as_tensor",
     "check_X",
@@ -29,6 +35,10 @@ __all__ = ["renamed",
 
 #: GP algebra runs in float64 (see DESIGN.md: one dtype policy, set once).
 DEFAULT_DTYPE = torch.float64
+
+#: the largest seed accepted: torch generators take 64-bit seeds, and the learner derives step
+#: seeds as ``seed * 1_000_003 + step``, which must stay below 2**63 too
+MAX_SEED = 2**40
 
 
 def describe(value: Any) -> str:
@@ -71,7 +81,8 @@ def as_tensor(
             np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
         ):
             raise InvalidInput(name, "a numeric array", f"an array of dtype {array.dtype}")
-        array = np.ascontiguousarray(array)
+        # ascontiguousarray turns a 0-d array into shape [1]: keep the shape the caller gave
+        array = np.ascontiguousarray(array).reshape(array.shape)
         if not array.flags.writeable:  # e.g. a read-only pandas buffer: torch needs its own copy
             array = array.copy()
         tensor = torch.from_numpy(array)
@@ -100,6 +111,69 @@ def _check_finite(tensor: torch.Tensor, name: str, expected: str) -> None:
         raise InvalidInput(name, expected, f"{' and '.join(kinds)} at {_bad_rows(~finite)}")
 
 
+def check_finite(tensor: torch.Tensor, name: str, expected: str = "finite values") -> torch.Tensor:
+    """``tensor`` if every entry is finite, else :class:`InvalidInput` naming the NaN / inf rows."""
+    _check_finite(tensor, name, expected)
+    return tensor
+
+
+def check_type(value: Any, kind: type | tuple[type, ...], name: str, expected: str) -> Any:
+    """``value`` if it is an instance of ``kind``, else :class:`InvalidInput` (instead of an
+    AttributeError deep inside the call)."""
+    if not isinstance(value, kind):
+        raise InvalidInput(name, expected, describe(value))
+    return value
+
+
+def check_seed(seed: Any, name: str = "seed", allow_none: bool = True) -> int | None:
+    """An integer seed in ``[0, MAX_SEED]`` (None allowed when ``allow_none``: a fresh random seed)."""
+    if seed is None and allow_none:
+        return None
+    expected = f"an integer seed in [0, {MAX_SEED}]" + (" or None" if allow_none else "")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InvalidInput(name, expected, describe(seed))
+    seed = int(seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidInput(name, expected, str(seed))
+    return seed
+
+
+def check_bounds(bounds: Any, dim: int, name: str = "bounds", like: torch.Tensor | None = None) -> torch.Tensor:
+    """Box bounds ``[2, d]``: lower row strictly below the upper row, finite, and with a finite
+    width (``upper - lower`` must not overflow, since inputs are normalised by it)."""
+    tensor = as_tensor(bounds, name)
+    if like is not None:
+        tensor = tensor.to(like)
+    want = f"an array of shape [2, {dim}] (lower row, upper row)"
+    if tensor.dim() != 2 or tuple(tensor.shape) != (2, dim):
+        raise InvalidInput(name, want, describe(bounds))
+    _check_finite(tensor, name, "finite bounds")
+    width = tensor[1] - tensor[0]
+    bad = torch.nonzero(~(width > 0)).flatten().tolist()
+    if bad:
+        raise InvalidInput(name, "upper > lower in every dimension", f"upper <= lower in dimensions {bad}")
+    if not bool(torch.isfinite(width).all()):
+        raise InvalidInput(name, "bounds whose width upper - lower is a finite float",
+                           f"an overflowing width in dimensions {torch.nonzero(~torch.isfinite(width)).flatten().tolist()}")
+    return tensor
+
+
+def data_bounds(X: torch.Tensor, name: str = "X") -> torch.Tensor:
+    """Bounds ``[2, d]`` spanning the columns of ``X: [N, d]``, for normalising inputs.
+
+    A constant column x gets ``[x, x + max(1, 2**-20 |x|)]``: a width of 1 alone would vanish in
+    rounding for |x| >= 2**53 (lower == upper), and a relative width keeps the bounds finite up
+    to the largest floats.
+    """
+    lo, hi = X.min(0).values, X.max(0).values
+    width = hi - lo
+    if not bool(torch.isfinite(width).all()):
+        cols = torch.nonzero(~torch.isfinite(width)).flatten().tolist()
+        raise InvalidInput(name, "inputs whose range max - min is a finite float", f"an overflowing range in columns {cols}")
+    flat = ~(hi > lo)
+    return torch.stack([lo, torch.where(flat, lo + torch.clamp_min(lo.abs() * 2.0**-20, 1.0), hi)])
+
+
 def check_X(
     X: Any,
     name: str = "X",
@@ -122,6 +196,10 @@ def check_X(
         raise InvalidInput(name, want, f"{tensor.shape[-1]} columns ({describe(X)})")
     if tensor.shape[0] == 0 and not allow_empty:
         raise InvalidInput(name, want + " with at least one row", "an empty array")
+    if tensor.shape[1] == 0:
+        raise InvalidInput(name, want + " with at least one column", f"0 columns ({describe(X)})")
+    if tensor.requires_grad:  # the caller's autograd graph must not leak into fits and deep copies
+        tensor = tensor.detach()
     _check_finite(tensor, name, "finite values")
     return tensor
 
@@ -147,15 +225,25 @@ def check_y(
         raise InvalidInput(name, f"{n} rows, one per point in X", f"{tensor.shape[0]} rows")
     if m is not None and tensor.shape[1] != m:
         raise InvalidInput(name, f"{m} output column(s)", f"{tensor.shape[1]} ({describe(y)})")
+    if tensor.requires_grad:
+        tensor = tensor.detach()
     _check_finite(tensor, name, "finite labels (no NaN or inf)")
     return tensor
 
 
 def check_in_box(X: torch.Tensor, bounds: torch.Tensor, name: str = "X", atol: float = 1e-9) -> None:
-    """Raise unless every row of ``X: [N, d]`` lies inside ``bounds: [2, d]`` (inclusive)."""
+    """Raise unless every row of ``X: [N, d]`` lies inside ``bounds: [2, d]`` (inclusive).
+
+    The tolerance is ``atol`` times the box width (a fixed absolute tolerance would let a point
+    far outside a narrow box pass), plus a few rounding units of the bounds' magnitude, since
+    points mapped from the unit cube carry that much rounding error.
+    """
     bounds = bounds.to(X)
-    span = (bounds[1] - bounds[0]).abs().clamp_min(1.0)
-    outside = (X < bounds[0] - atol * span) | (X > bounds[1] + atol * span)
+    width = (bounds[1] - bounds[0]).abs()
+    magnitude = torch.maximum(bounds[0].abs(), bounds[1].abs())
+    eps = torch.finfo(X.dtype).eps if X.is_floating_point() else torch.finfo(torch.float64).eps
+    tol = atol * width + 4 * eps * magnitude
+    outside = (X < bounds[0] - tol) | (X > bounds[1] + tol)
     if bool(outside.any()):
         row = int(torch.nonzero(outside.any(-1))[0])
         col = int(torch.nonzero(outside[row])[0])

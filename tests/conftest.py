@@ -42,3 +42,35 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Hypothesis profiles for tests/test_properties.py: a bounded default that keeps the file near a
+# minute on a two-core machine, and a long one for a fuzzing session
+# (BAYESAL_HYPOTHESIS_PROFILE=thorough, random examples). The bounded profile is derandomized, so
+# a CI run is reproducible. No example database: runs leave no .hypothesis/ behind.
+try:
+    import os
+
+    from hypothesis import HealthCheck
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a dev dependency; only test_properties.py needs it
+    pass
+else:
+    _slow = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+    _hypothesis_settings.register_profile("bounded", max_examples=1200, deadline=None, database=None, derandomize=True,
+                                          suppress_health_check=_slow, print_blob=True)
+    _hypothesis_settings.register_profile("thorough", max_examples=2000, deadline=None, database=None,
+                                          suppress_health_check=_slow, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("BAYESAL_HYPOTHESIS_PROFILE", "bounded"))
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        # database=None stops the example database, but hypothesis still caches source constants
+        # and Unicode tables under ./.hypothesis: send them to a temporary folder, removed at exit
+        import atexit
+        import shutil
+        import tempfile
+
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        _home = tempfile.mkdtemp(prefix="bayesal-hypothesis-")
+        set_hypothesis_home_dir(_home)
+        atexit.register(shutil.rmtree, _home, ignore_errors=True)

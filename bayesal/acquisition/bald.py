@@ -17,7 +17,7 @@ from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ..validation import check_count, renamed
 from ._samples import class_probabilities, entropy_of_mean, mean_entropy, row_chunks
-from .base import Acquisition, output_weights, require_gaussian
+from .base import Acquisition, check_output_weights, output_weights, require_gaussian
 
 __all__ = ["BALD", "JointInformation", "BatchBALD", "mutual_information", "joint_entropy_exact"]
 
@@ -67,7 +67,7 @@ class BALD(Acquisition):
     name = "bald"
 
     def __init__(self, output_weights=None, *, weights=None):
-        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
+        self.output_weights = check_output_weights(renamed(output_weights, weights, "output_weights", "weights", type(self).__name__))
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         """Scores ``[..., N]``.
@@ -86,12 +86,12 @@ class BALD(Acquisition):
                 return mutual_information(posterior.samples)
             var = posterior.variance
             noise = _noise_vector(posterior.noise_variance, var.shape[-1], var)
-            info = 0.5 * torch.log1p(var / noise)
+            info = half_log1p_ratio(var, noise)
             return (info * output_weights(self.output_weights, var.shape[-1], var)).sum(-1)
         post = require_gaussian(self, posterior)
         var = post.variance
         noise = _noise(post, var)
-        info = 0.5 * torch.log1p(var / noise)  # [..., N, m]
+        info = half_log1p_ratio(var, noise)  # [..., N, m]
         return (info * output_weights(self.output_weights, var.shape[-1], var)).sum(-1)
 
 
@@ -123,6 +123,17 @@ class JointInformation(BALD):
 
 
 _NOISE_FLOOR = 1e-10
+
+
+def half_log1p_ratio(var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """½ log(1 + var / noise) without overflow: when var / noise exceeds the largest float
+    (a variance of 1e300 over the noise floor) it is ½ (log var − log noise), to which the
+    log1p(noise / var) correction adds less than one rounding unit."""
+    ratio = var / noise
+    big = ~torch.isfinite(ratio)
+    safe_var = torch.where(big, var, torch.ones_like(var))
+    return 0.5 * torch.where(big, torch.log(safe_var) - torch.log(noise.expand_as(var)),
+                             torch.log1p(torch.where(big, torch.zeros_like(ratio), ratio)))
 
 
 def _noise(post: GaussianPosterior, like: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,9 @@ import torch
 
 from ..errors import InvalidInput, Unsupported
 from ..posteriors import EmptyPosterior, GaussianPosterior, SamplePosterior
+from ..validation import as_tensor, check_finite, describe
 
-__all__ = ["Acquisition", "MarginalScorer", "output_weights", "require_gaussian"]
+__all__ = ["Acquisition", "MarginalScorer", "output_weights", "check_output_weights", "require_gaussian"]
 
 
 class Acquisition:
@@ -110,6 +111,21 @@ def require_gaussian(acquisition: Acquisition, posterior) -> GaussianPosterior:
             "posterior", f"a GaussianPosterior for {type(acquisition).__name__}", type(posterior).__name__
         )
     return posterior
+
+
+def check_output_weights(weights, name: str = "output_weights"):
+    """``weights``, unchanged, once checked at construction: None, or finite non-negative
+    per-output weights ``[m]`` (a NaN weight would make every score NaN, and a name is not a
+    weight)."""
+    if weights is None:
+        return None
+    w = as_tensor(weights, name)
+    if w.dim() > 1 or w.numel() == 0:
+        raise InvalidInput(name, "a 1-D array of per-output weights [m]", describe(weights))
+    check_finite(w, name, "finite weights")
+    if bool((w < 0).any()):
+        raise InvalidInput(name, "non-negative weights", str(w.tolist())[:120])
+    return weights
 
 
 def output_weights(weights, m: int, like: torch.Tensor) -> torch.Tensor:

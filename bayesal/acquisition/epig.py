@@ -29,7 +29,7 @@ from ..settings import get_memory_budget
 from ..spaces import Box, Pool
 from ..validation import check_X, renamed
 from ._samples import class_probabilities, entropy_of_mean, row_chunks
-from .base import Acquisition, output_weights
+from .base import Acquisition, check_output_weights, output_weights
 
 __all__ = ["EPIG", "epig_classification", "epig_gaussian"]
 
@@ -101,7 +101,7 @@ class EPIG(Acquisition):
             raise InvalidInput("reference_points", "'auto', 'pool', 'uniform' or target points [M, d]", repr(reference))
         n = renamed(n_reference, num_targets, "n_reference", "num_targets", "EPIG")
         self.reference_points, self.n_reference, self.seed = reference, int(128 if n is None else n), int(seed)
-        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", "EPIG")
+        self.output_weights = check_output_weights(renamed(output_weights, weights, "output_weights", "weights", "EPIG"))
         self.target_posterior = target_posterior
         self._X_target: torch.Tensor | None = None
 

@@ -17,7 +17,7 @@ import torch
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ._samples import class_probabilities, entropy_of_mean, row_chunks
 from ..validation import renamed
-from .base import Acquisition, output_weights
+from .base import Acquisition, check_output_weights, output_weights
 
 __all__ = ["Random", "MaxVariance", "Entropy", "Margin", "LeastConfidence", "VariationRatios"]
 
@@ -51,7 +51,7 @@ class MaxVariance(Acquisition):
     name = "max-variance"
 
     def __init__(self, output_weights=None, *, weights=None):
-        self.output_weights = renamed(output_weights, weights, "output_weights", "weights", type(self).__name__)
+        self.output_weights = check_output_weights(renamed(output_weights, weights, "output_weights", "weights", type(self).__name__))
 
     def score(self, posterior: GaussianPosterior | SamplePosterior, generator=None) -> torch.Tensor:
         var = posterior.variance  # [..., N, m]
@@ -89,7 +89,8 @@ class Entropy(_ClassificationScore):
         if isinstance(posterior, (GaussianPosterior, SamplePosterior)) and not (
                 isinstance(posterior, SamplePosterior) and posterior.kind == "classification"):
             var = posterior.predictive_variance.clamp_min(1e-300)
-            return (0.5 * torch.log(2 * math.pi * math.e * var)).sum(-1)
+            # log(2πe) + log var, not log(2πe var): the product overflows for var near 1e308
+            return (0.5 * (math.log(2 * math.pi * math.e) + torch.log(var))).sum(-1)
         return super().score(posterior)
 
     def _chunk(self, probs: torch.Tensor) -> torch.Tensor:

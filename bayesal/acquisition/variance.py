@@ -10,7 +10,7 @@ from ..errors import InvalidInput
 from ..settings import get_memory_budget, stream_rows
 from ..spaces import Box, Pool
 from ..validation import as_tensor, check_X, renamed
-from .base import Acquisition, output_weights
+from .base import Acquisition, check_output_weights, output_weights
 
 __all__ = ["IntegratedVarianceReduction", "EVGP"]
 
@@ -59,7 +59,7 @@ class IntegratedVarianceReduction(Acquisition):
             raise InvalidInput("reference_points", "'auto', 'uniform', 'pool' or points [M, d]", repr(reference))
         self.reference_points, self.n_reference, self.seed = reference, int(n_reference), seed
         self.reference_weights = renamed(reference_weights, weights, "reference_weights", "weights", owner)
-        self.output_weights = output_weights
+        self.output_weights = check_output_weights(output_weights)
         self._bound: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __repr__(self) -> str:

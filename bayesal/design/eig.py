@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import InvalidInput, UnknownName
 from ..settings import get_memory_budget
-from ..validation import check_count, describe, renamed
+from ..validation import check_count, check_seed, describe, renamed
 from .model import DesignModel, Theta, seeded
 
 __all__ = [
@@ -74,6 +74,22 @@ def _prepare(model: Any, designs: Any) -> torch.Tensor:
     if not isinstance(model, DesignModel):
         raise InvalidInput("model", "a bayesal.design.DesignModel", describe(model))
     return model.check_designs(designs)
+
+
+def _check_seed(seed):
+    """An integer seed, None (fresh draws) or a ``torch.Generator``; anything else is InvalidInput."""
+    return seed if isinstance(seed, torch.Generator) else check_seed(seed)
+
+
+def _finite_estimate(estimate: EIGEstimate, designs: torch.Tensor) -> EIGEstimate:
+    """``estimate`` unless a value is NaN or inf: at extreme designs (× 1e300) the log densities
+    overflow, and a Monte Carlo estimate of inf or NaN would be a lie, not an answer."""
+    bad = ~torch.isfinite(estimate.value)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
+        raise InvalidInput("designs", "designs at which the model's log densities are finite floats "
+                           "(rescale the designs or the model)", f"a non-finite estimate at designs {rows[:5]}")
+    return estimate
 
 
 def _chunks(obs_numel: int, num_outer: int, num_inner: int, num_designs: int,
@@ -130,6 +146,7 @@ def contrastive_terms(model: DesignModel, designs: torch.Tensor, y: torch.Tensor
 
 def _nested(model: DesignModel, designs: torch.Tensor, num_outer: int, num_inner: int, include_outer: bool,
             reuse_inner: bool, chunk_size: int | None, seed) -> EIGEstimate:
+    seed = _check_seed(seed)
     B = designs.shape[0]
     obs_shape = model.observation_shape(designs)
     inner_count = num_outer if reuse_inner else num_inner
@@ -171,7 +188,7 @@ def _nested(model: DesignModel, designs: torch.Tensor, num_outer: int, num_inner
             v, e = _mean_and_stderr(torch.cat(terms, 0))
             values.append(v)
             errors.append(e)
-    return EIGEstimate(torch.cat(values), torch.cat(errors))
+    return _finite_estimate(EIGEstimate(torch.cat(values), torch.cat(errors)), designs)
 
 
 def nmc_eig(model: DesignModel, designs: Any, num_outer: int = 1000, num_inner: int = 1000,
@@ -324,6 +341,7 @@ def laplace_eig(model: DesignModel, designs: Any, num_outer: int = 1000, newton_
     num_outer = check_count(num_outer, "num_outer", minimum=2)
     newton_steps = check_count(newton_steps, "newton_steps", minimum=0)
     chunk_size = _check_chunk(chunk_size)
+    seed = _check_seed(seed)
     B, P = designs.shape[0], model.param_dim
     obs_numel = math.prod(model.observation_shape(designs))
     # The autograd graph of one Hessian holds about 4P copies of the likelihood evaluation.
@@ -356,7 +374,7 @@ def laplace_eig(model: DesignModel, designs: Any, num_outer: int = 1000, newton_
         v, e = _mean_and_stderr(torch.cat(terms, 0))
         values.append(v)
         errors.append(e)
-    return EIGEstimate(torch.cat(values), torch.cat(errors))
+    return _finite_estimate(EIGEstimate(torch.cat(values), torch.cat(errors)), designs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +588,8 @@ def _variational(kind: str, model, designs, guide, num_outer, num_steps, batch_s
     batch_size = check_count(batch_size, "batch_size")
     init_samples = check_count(init_samples, "init_samples", minimum=0)
     chunk_size = _check_chunk(chunk_size)
-    if not (float(lr) > 0):
+    seed = _check_seed(seed)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < float(lr) < math.inf):
         raise InvalidInput("lr", "a positive learning rate", repr(lr))
     B = designs.shape[0]
     obs_shape = model.observation_shape(designs)
@@ -584,7 +603,7 @@ def _variational(kind: str, model, designs, guide, num_outer, num_steps, batch_s
         # A closed-form maximum-likelihood fit needs no SGD (Adam's first steps would only
         # jitter it); any other guide is trained from scratch.
         num_steps = 0 if (init_samples > 0 and hasattr(guide, "fit_moments")) else 500
-    seed_train = seed if isinstance(seed, torch.Generator) else int(seed) + 1
+    seed_train = seed if isinstance(seed, torch.Generator) or seed is None else seed + 1
     train_guide(model, designs, guide, kind, num_steps, batch_size, float(lr), init_samples, chunk_size, seed_train)
     b_step, n_step, _ = _chunks(obs_numel * 4, num_outer, 1, B, chunk_size)
     values, errors = [], []
@@ -602,7 +621,7 @@ def _variational(kind: str, model, designs, guide, num_outer, num_steps, batch_s
             v, e = _mean_and_stderr(torch.cat(terms, 0))
             values.append(v)
             errors.append(e)
-    return EIGEstimate(torch.cat(values), torch.cat(errors))
+    return _finite_estimate(EIGEstimate(torch.cat(values), torch.cat(errors)), designs)
 
 
 def posterior_eig(model: DesignModel, designs: Any, guide: nn.Module | None = None, num_outer: int = 1000,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ from torch.distributions.transforms import ComposeTransform, IndependentTransfor
 
 from ..errors import InvalidInput
 from ..posteriors import GaussianPosterior
-from ..validation import DEFAULT_DTYPE, as_tensor, check_in_box, describe
+from ..validation import DEFAULT_DTYPE, as_tensor, check_count, check_finite, check_in_box, describe
 
 __all__ = [
     "DesignModel",
@@ -453,15 +454,21 @@ class LinearGaussianModel(DesignModel):
                  features: Callable[[torch.Tensor], torch.Tensor] | None = None, bounds: Any = None,
                  dtype: torch.dtype = DEFAULT_DTYPE, device: torch.device | str | None = None):
         mu = as_tensor(prior_mean, "prior_mean", dtype=dtype, device=device).reshape(-1)
+        check_finite(mu, "prior_mean", "a finite prior mean")
         cov = as_tensor(prior_covariance, "prior_covariance", dtype=dtype, device=mu.device)
+        check_finite(cov.reshape(1, -1), "prior_covariance", "a finite prior covariance")
         p = mu.numel()
+        if p == 0:
+            raise InvalidInput("prior_mean", "at least one parameter", "an empty array")
         if tuple(cov.shape) != (p, p):
             raise InvalidInput("prior_covariance", f"a [{p}, {p}] matrix", describe(prior_covariance))
         L, info = torch.linalg.cholesky_ex(cov)
         if int(info) != 0:
             raise InvalidInput("prior_covariance", "a symmetric positive definite matrix", "a matrix that is not")
-        if not (float(noise_sd) > 0):
-            raise InvalidInput("noise_sd", "a positive standard deviation", repr(noise_sd))
+        if isinstance(noise_sd, torch.Tensor) and noise_sd.numel() == 1 and not noise_sd.is_complex():
+            noise_sd = float(noise_sd)
+        if isinstance(noise_sd, bool) or not isinstance(noise_sd, numbers.Real) or not (0 < float(noise_sd) < math.inf):
+            raise InvalidInput("noise_sd", "a positive, finite standard deviation", describe(noise_sd))
         if design_shape is None:
             raise InvalidInput("design_shape", "the shape of one design ((n, p) for a design matrix)", "None")
         self.noise_sd = float(noise_sd)
@@ -493,10 +500,16 @@ class LinearGaussianModel(DesignModel):
         designs = self.check_designs(designs)
         X = self.design_matrix(designs)
         L = self.prior_scale_tril
-        A = X @ L  # [B, n, p]
-        p = L.shape[-1]
-        M = torch.eye(p, dtype=A.dtype, device=A.device) + A.transpose(-1, -2) @ A / self.noise_sd**2
-        return torch.linalg.cholesky(M).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        A = X @ L / self.noise_sd  # [B, n, p]
+        if not bool(torch.isfinite(A).all()):
+            raise InvalidInput("designs", "designs whose design matrix X(d) Σ^½ / σ is finite", "an overflowing one")
+        # ½ Σ log(1 + s²) over the singular values s of A, not ½ log det(I + AᵀA): AᵀA squares the
+        # designs and overflows (designs × 1e300), while log(1 + s²) = 2 log s + log1p(s⁻²) does not
+        s = torch.linalg.svdvals(A)
+        big = s > 1.0
+        safe = torch.where(big, s, torch.ones_like(s))
+        terms = torch.where(big, 2 * safe.log() + torch.log1p(safe.pow(-2)), torch.log1p(s.square()))
+        return 0.5 * terms.sum(-1)
 
     def posterior(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact posterior mean ``[p]`` and covariance ``[p, p]`` given ``X: [n, p]``, ``y: [n]``."""
@@ -539,6 +552,36 @@ def ab_test_model(num_participants: int = 100, prior_sd: Sequence[float] = (10.0
 # ---------------------------------------------------------------------------------------------
 # Psychometric function
 # ---------------------------------------------------------------------------------------------
+def _number(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -> float:
+    """A finite real number for which ``ok`` holds, else :class:`InvalidInput` (a string or None
+    must not reach ``float()`` or a comparison, which raise TypeError / ValueError)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or not ok(float(value)):
+        raise InvalidInput(name, expected, describe(value))
+    return float(value)
+
+
+def _interval(bounds: Any, name: str = "bounds") -> tuple[float, float]:
+    """``(lo, hi)``: two finite numbers with lo < hi and a finite width."""
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence) or len(bounds) != 2:
+        raise InvalidInput(name, "a pair (lower, upper)", describe(bounds))
+    lo = _number(bounds[0], name, "finite (lower, upper) with lower < upper", lambda v: True)
+    hi = _number(bounds[1], name, "finite (lower, upper) with lower < upper", lambda v: v > lo)
+    if not math.isfinite(hi - lo):
+        raise InvalidInput(name, "bounds whose width upper - lower is a finite float", describe(bounds))
+    return lo, hi
+
+
+#: the most observation times / levels of one design: beyond it a design of shape [K] (2 × 8K bytes
+#: of bounds, K likelihood factors per draw) is a typo, not an experiment
+MAX_DESIGN_SIZE = 10_000
+#: the largest binomial count (population, trials): counts are sampled and summed in int64 and
+#: float64, where larger counts overflow or lose every unit
+MAX_BINOMIAL_COUNT = 2**31
+
+
 class PsychometricModel(DesignModel):
     """A logistic psychometric function: the probability of a correct (or "yes") response at
     stimulus intensity x,
@@ -569,11 +612,14 @@ class PsychometricModel(DesignModel):
         def t(x):
             return torch.tensor(float(x), dtype=dtype, device=device)
 
-        if not (0 <= guess_rate < 1 and 0 <= lapse_rate < 1 and guess_rate + lapse_rate < 1):
+        guess_rate = _number(guess_rate, "guess_rate", "a rate in [0, 1)", lambda v: 0 <= v < 1)
+        lapse_rate = _number(lapse_rate, "lapse_rate", "a rate in [0, 1)", lambda v: 0 <= v < 1)
+        if not guess_rate + lapse_rate < 1:
             raise InvalidInput("guess_rate/lapse_rate", "rates in [0, 1) summing below 1", f"{guess_rate}, {lapse_rate}")
-        if isinstance(trials, bool) or int(trials) != trials or trials < 1:
-            raise InvalidInput("trials", "an integer >= 1", repr(trials))
-        self.guess_rate, self.lapse_rate, self.trials = float(guess_rate), float(lapse_rate), int(trials)
+        trials = check_count(trials, "trials", maximum=MAX_BINOMIAL_COUNT)
+        num_levels = check_count(num_levels, "num_levels", maximum=MAX_DESIGN_SIZE, maximum_reason="levels per design")
+        bounds = _interval(bounds)
+        self.guess_rate, self.lapse_rate, self.trials = guess_rate, lapse_rate, trials
         prior = {
             "threshold": threshold_prior if threshold_prior is not None else Normal(t(0.0), t(2.0), validate_args=False),
             "slope": slope_prior if slope_prior is not None else LogNormal(t(0.0), t(0.5), validate_args=False),
@@ -623,11 +669,14 @@ class PharmacokineticModel(DesignModel):
             return LogNormal(torch.tensor(math.log(median), dtype=dtype, device=device),
                              torch.tensor(math.sqrt(var), dtype=dtype, device=device), validate_args=False)
 
-        self.dose = float(dose)
-        self.multiplicative_variance = float(multiplicative_variance)
-        self.additive_variance = float(additive_variance)
-        K = int(num_times)
-        lo, hi = bounds
+        self.dose = _number(dose, "dose", "a positive, finite dose", lambda v: v > 0)
+        self.multiplicative_variance = _number(multiplicative_variance, "multiplicative_variance",
+                                               "a non-negative, finite variance", lambda v: v >= 0)
+        # positive: with no additive noise a zero concentration (t = 0) has zero variance
+        self.additive_variance = _number(additive_variance, "additive_variance", "a positive, finite variance",
+                                         lambda v: v > 0)
+        K = check_count(num_times, "num_times", maximum=MAX_DESIGN_SIZE, maximum_reason="times per design")
+        lo, hi = _interval(bounds)
         super().__init__({"ka": ln(1.0, 0.05), "ke": ln(0.1, 0.05), "V": ln(20.0, 0.05)}, design_shape=(K,),
                          bounds=torch.tensor([[float(lo)] * K, [float(hi)] * K], dtype=dtype, device=device))
 
@@ -719,14 +768,12 @@ class DeathProcessModel(DesignModel):
     def __init__(self, population: int = 50, num_times: int = 1, rate_prior: Distribution | None = None,
                  bounds: tuple[float, float] = (0.0, 10.0), dtype: torch.dtype = DEFAULT_DTYPE,
                  device: torch.device | str | None = None):
-        if isinstance(population, bool) or int(population) != population or population < 1:
-            raise InvalidInput("population", "an integer >= 1", repr(population))
-        self.population = int(population)
+        self.population = check_count(population, "population", maximum=MAX_BINOMIAL_COUNT)
         prior = rate_prior if rate_prior is not None else LogNormal(
             torch.tensor(0.0, dtype=dtype, device=device), torch.tensor(0.5, dtype=dtype, device=device),
             validate_args=False)
-        K = int(num_times)
-        lo, hi = bounds
+        K = check_count(num_times, "num_times", maximum=MAX_DESIGN_SIZE, maximum_reason="times per design")
+        lo, hi = _interval(bounds)
         super().__init__({"b": prior}, design_shape=(K,),
                          bounds=torch.tensor([[float(lo)] * K, [float(hi)] * K], dtype=dtype, device=device))
 

@@ -22,8 +22,8 @@ from ..problems.multifidelity import check_fidelity
 from ..selection import Selection, StochasticBatch, check_selector, select
 from ..selection.multifidelity import fidelity_candidates, select_augmented
 from ..selection.stochastic import split_selector
-from ..spaces import Box, Pool
-from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_X, check_y, describe
+from ..spaces import MAX_POINTS, Box, Pool
+from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_seed, check_X, check_y, describe
 from .oracles import Oracle, as_oracle
 
 __all__ = ["ActiveLearner"]
@@ -78,7 +78,7 @@ class ActiveLearner:
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
         self.space = space
-        self.seed = int(seed)
+        self.seed = check_seed(seed, allow_none=False)
         if costs is not None and cost_model is not None:
             raise InvalidInput("cost_model", "either costs or cost_model", "both")
         cost = costs if costs is not None else cost_model
@@ -178,7 +178,20 @@ class ActiveLearner:
                 idx = raw.long().cpu()
             else:
                 idx = check_indices(indices, "indices", len(pool))
-            X = pool.X[idx.to(pool.X.device)]
+            rows = pool.X[idx.to(pool.X.device)]
+            if X is not None:
+                # X and indices name the same points twice: a disagreement is a bug in the
+                # caller's bookkeeping, not something to resolve silently in favour of indices
+                given = check_X(X, "X", dim=pool.dim).to(rows)
+                if given.shape != rows.shape:
+                    raise InvalidInput("X", f"{rows.shape[0]} rows, one per index", f"{given.shape[0]} rows")
+                width = (pool.bounds[1] - pool.bounds[0]).to(rows)
+                off = ((given - rows).abs() > 1e-9 * width + 1e-12 * rows.abs()).any(-1)
+                if bool(off.any()):
+                    i = int(torch.nonzero(off)[0])
+                    raise InvalidInput("X", "the pool rows at indices (or X=None)",
+                                       f"row {i} = {given[i].tolist()} but pool row {int(idx[i])} is {rows[i].tolist()}")
+            X = rows
         else:
             idx = None
             X = self.space.check(X, "X")
@@ -264,7 +277,8 @@ class ActiveLearner:
         multi-fidelity learner, ``cost`` whenever there is a cost model. It is empty when
         nothing fits the budget.
         """
-        q = check_count(q, "q")
+        q = check_count(q, "q", maximum=MAX_POINTS if isinstance(self.space, Box) else None,
+                        maximum_reason="points proposed at once on a box")
         if budget is not None and self.cost_model is None:
             raise InvalidInput("budget", "a learner with a cost model (costs=...) to price the batch", repr(budget))
         if self.multi_fidelity:

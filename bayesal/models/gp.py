@@ -31,7 +31,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from ..errors import InvalidInput, NotFitted, UnknownName
 from ..posteriors import GaussianPosterior
 from ..settings import rows_per_chunk
-from ..validation import as_tensor, check_X, check_y
+from ..validation import check_bounds, check_in_box, check_seed, check_X, check_y, data_bounds
 from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate
 
@@ -83,6 +83,55 @@ def fit_exact_model(model, noise: float | None = None, seed: int = 0, cholesky_u
             fit_gpytorch_mll(mll)
 
 
+#: the largest spread of labels whose posterior variance (in y's units squared) is still a finite
+#: float64: sqrt(float64 max) is about 1.3e154, and a fitted prior variance may be a few hundred times
+#: the labels' variance
+MAX_LABEL_SPREAD = 1e152
+
+
+def _power_of_two(top: torch.Tensor) -> torch.Tensor:
+    # a power of two: dividing by it is exact in floating point
+    tiny = torch.finfo(top.dtype).tiny
+    return torch.where(top > 0, torch.exp2(torch.floor(torch.log2(top.clamp_min(tiny)))), torch.ones_like(top))
+
+
+def scale_free(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``((y - c) / s, c, s)`` with ``c, s: [m]`` a shift and a power-of-two scale such that the
+    result is O(1): BoTorch's ``Standardize`` squares the labels, which overflows to inf (and a NaN
+    posterior) for |y| >= 1e155, and it treats labels whose spread is below 1e-8 of their
+    magnitude as constant. The mean is taken of y divided by its largest magnitude, so it cannot
+    overflow either. Labels whose spread is too large for a finite posterior variance (in y's
+    units squared) are :class:`InvalidInput`."""
+    s1 = _power_of_two(y.abs().max(0).values)
+    c = (y / s1).mean(0) * s1
+    centred = y - c
+    s = _power_of_two(centred.abs().max(0).values)
+    scaled = centred / s
+    spread = scaled.std(0) * s if y.shape[0] > 1 else torch.zeros_like(s)
+    if not bool((spread <= MAX_LABEL_SPREAD).all()):
+        raise InvalidInput("y", f"labels whose standard deviation is at most {MAX_LABEL_SPREAD:g} (a GP's "
+                           "posterior variance of larger labels overflows float64)",
+                           f"a standard deviation of {float(spread.max()):.3g}")
+    return scaled, c, s
+
+
+def rescale_outcome(transform: Standardize, c: torch.Tensor, s: torch.Tensor) -> None:
+    """Fold the shift ``c: [m]`` and scale ``s: [m]`` of :func:`scale_free` back into a fitted
+    ``Standardize``, so the model predicts in y's own units."""
+    m = transform.means.shape[-1]
+    c, s = c.to(transform.means).reshape(m), s.to(transform.means).reshape(m)
+    transform.means = transform.means * s + c
+    transform.stdvs = transform.stdvs * s
+    transform._stdvs_sq = transform.stdvs**2
+
+
+def clamped(transform):
+    """``transform`` with its output clamped to ``[-1e6, 1e6]``: a point a million unit-cube widths
+    from the data (X fitted at scale 1e-300, predicted at O(1)) has kernel value 0 at any
+    plausible lengthscale, while unclamped coordinates of 1e300 square to inf and give NaN."""
+    return lambda X: transform(X).clamp(-1e6, 1e6)
+
+
 class ExactGP(AlgebraSurrogate):
     """Exact GP regression: inputs normalised to the unit cube, outputs standardised, kernel
     hyperparameters and noise fitted by maximising the marginal likelihood (with BoTorch's priors).
@@ -121,7 +170,7 @@ class ExactGP(AlgebraSurrogate):
         self.kernel = kernel
         self.noise = None if noise is None else float(noise)
         self.outputscale = outputscale
-        self.seed = seed
+        self.seed = check_seed(seed, allow_none=False)
         self.love, self.love_threshold = love, int(love_threshold)
         self.cholesky_up_to = int(cholesky_up_to)
         self.model: SingleTaskGP | None = None
@@ -152,10 +201,11 @@ class ExactGP(AlgebraSurrogate):
         y = check_y(y, "y", n=X.shape[0])
         d, m = X.shape[-1], y.shape[-1]
         if bounds is None:
-            lo, hi = X.min(0).values, X.max(0).values
-            bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
+            bounds = data_bounds(X, "X")
         else:
-            bounds = as_tensor(bounds, "bounds").reshape(2, d).to(X)
+            bounds = check_bounds(bounds, d, "bounds", like=X)
+            check_in_box(X, bounds, "X")
+        y, y_shift, y_scale = scale_free(y)
         batch_shape = torch.Size([m]) if m > 1 else torch.Size()
         likelihood = get_gaussian_likelihood_with_lognormal_prior(batch_shape=batch_shape)
         outcome = Standardize(m=m)
@@ -166,8 +216,11 @@ class ExactGP(AlgebraSurrogate):
             outcome_transform=outcome,
             input_transform=Normalize(d=d, bounds=bounds),
         ).to(X)
-        fit_exact_model(model, self.noise, self.seed, self.cholesky_up_to)
+        # a fixed noise variance is in y's units: rescale it with y, per output
+        noise = None if self.noise is None else self.noise / y_scale.to(X) ** 2
+        fit_exact_model(model, noise, self.seed, self.cholesky_up_to)
         model.eval()
+        rescale_outcome(model.outcome_transform, y_shift, y_scale)
         self._set_model(model, m)
         return self
 
@@ -205,7 +258,7 @@ class ExactGP(AlgebraSurrogate):
             ot = model.outcome_transform
             with torch.no_grad(), gpytorch.settings.lazily_evaluate_kernels(False):
                 self._cache = ExactGaussianAlgebra(
-                    self._kernel, model.input_transform, Xt.detach(),
+                    self._kernel, clamped(model.input_transform), Xt.detach(),
                     noise=model.likelihood.noise.detach().reshape(-1).expand(self.num_outputs),
                     targets=yt.detach(), const=model.mean_module.constant.detach(),
                     y_mean=ot.means.reshape(-1), y_std=ot.stdvs.reshape(-1),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
+from ..validation import check_count
 from ..spaces import Box, Pool
-from .base import SELECTORS, Selection
+from .base import SELECTORS, Selection, check_arguments
 from .continuous import select_continuous
 from .greedy import select_greedy
 from .stochastic import StochasticBatch, split_selector
@@ -45,6 +46,8 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     and top-k otherwise.
     """
     acquisition, selector = split_selector(acquisition, check_selector(selector))
+    check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
+    q = check_count(q, "q")
     if isinstance(space, Box):
         return select_continuous(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
     if not isinstance(space, Pool):

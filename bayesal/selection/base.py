@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ..acquisition.base import Acquisition
+from ..errors import InvalidInput
+from ..models.base import Surrogate
 from ..posteriors import GaussianPosterior, SamplePosterior
+from ..validation import check_seed, check_type, describe
 
-__all__ = ["Selection", "SELECTORS", "make_generator", "prepare", "noise_of"]
+__all__ = ["Selection", "SELECTORS", "make_generator", "prepare", "noise_of", "check_arguments"]
 
 #: the selector names accepted by :func:`bayesal.selection.select` (a
 #: :class:`~bayesal.selection.stochastic.StochasticBatch` instance is accepted too)
@@ -56,11 +60,27 @@ def from_pool(pool, indices: torch.Tensor, scores: torch.Tensor) -> Selection:
     return Selection(pool.X[indices.to(pool.X.device)], indices, scores.to("cpu", torch.float64))
 
 
+def check_arguments(surrogate, acquisition, space, space_kind: type | tuple[type, ...], space_name: str) -> None:
+    """Reject, before any work, what a selector cannot use: an acquisition that is not an
+    :class:`~bayesal.acquisition.Acquisition` (a name, None), a surrogate that is not a
+    :class:`~bayesal.models.Surrogate` (None is allowed only for a model-free acquisition), a
+    space of the wrong kind (a tensor instead of a Pool). Without this the call fails with an
+    AttributeError several frames down."""
+    check_type(acquisition, Acquisition, "acquisition",
+               "an Acquisition instance (e.g. bayesal.BALD(); names are resolved by ActiveLearner)")
+    if surrogate is None and not acquisition.needs_posterior:
+        pass
+    elif not isinstance(surrogate, Surrogate):
+        raise InvalidInput("surrogate", f"a fitted Surrogate for {type(acquisition).__name__}", describe(surrogate))
+    check_type(space, space_kind, "space", space_name)
+
+
 def make_generator(seed: int | None) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (a fresh random seed when None)."""
+    seed = check_seed(seed)
     gen = torch.Generator()
     if seed is not None:
-        gen.manual_seed(int(seed))
+        gen.manual_seed(seed)
     else:
         gen.seed()
     return gen

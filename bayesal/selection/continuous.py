@@ -20,8 +20,9 @@ from botorch.exceptions.warnings import OptimizationWarning
 from botorch.optim import optimize_acqf
 from botorch.utils.transforms import t_batch_mode_transform
 
-from ..validation import check_count, check_in_box, check_X
-from .base import Selection, prepare
+from ..spaces import MAX_POINTS, Box
+from ..validation import check_count, check_in_box, check_seed, check_X
+from .base import Selection, check_arguments, prepare
 
 __all__ = ["select_continuous", "as_botorch_acquisition", "duplicates_of", "negligible_noise", "DUPLICATE_TOL",
            "NEGLIGIBLE_NOISE"]
@@ -165,7 +166,9 @@ def select_continuous(surrogate, acquisition, box, q: int, seed: int | None = No
         X_observed: ``[n, d]`` points already labelled (the learner passes its labelled and
             pending points), used only to keep a noise-free model from labelling them again.
     """
-    q = check_count(q, "q")
+    check_arguments(surrogate, acquisition, box, Box, "a bayesal Box (a Pool goes to select_topk or select_greedy)")
+    q = check_count(q, "q", maximum=MAX_POINTS, maximum_reason="points optimised at once")
+    seed = check_seed(seed)
     acquisition = acquisition.for_space(box)
     if not acquisition.needs_posterior:
         X = box.sample(q, seed=seed, method="uniform")

@@ -26,7 +26,8 @@ import torch
 from ..errors import InvalidInput, Unsupported
 from ..posteriors import GaussianPosterior, SamplePosterior
 from ..validation import check_count
-from .base import Selection, from_pool, noise_of, prepare
+from ..spaces import Pool
+from .base import Selection, check_arguments, from_pool, noise_of, prepare
 
 __all__ = ["GreedyConditioning", "greedy_batch", "select_greedy"]
 
@@ -136,6 +137,7 @@ def select_greedy(surrogate, acquisition, pool, q: int) -> Selection:
     with a batch objective on samples (BatchBALD) builds its own greedy batch from the draws,
     any other takes the top q single-point scores.
     """
+    check_arguments(surrogate, acquisition, pool, Pool, "a bayesal Pool (a Box goes to select_continuous)")
     q = check_count(q, "q")
     pool.check_batch_size(q)
     acquisition = prepare(acquisition, pool, surrogate)

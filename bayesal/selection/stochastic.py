@@ -28,7 +28,8 @@ import torch
 
 from ..errors import InvalidInput
 from ..validation import check_count
-from .base import Selection, from_pool, make_generator, prepare
+from ..spaces import Pool
+from .base import Selection, check_arguments, from_pool, make_generator, prepare
 from .scoring import score_points
 
 __all__ = ["StochasticBatch", "STOCHASTIC_MODES", "sampling_log_weights", "gumbel_top_k", "select_stochastic",
@@ -134,10 +135,11 @@ class StochasticBatch:
     def select(self, surrogate, acquisition, pool, q: int, seed: int | None = None,
                chunk_size: int | None = None) -> Selection:
         """A batch of q pool candidates sampled without replacement from the acquisition's scores."""
+        check_arguments(surrogate, acquisition, pool, Pool, "a bayesal Pool")
         q = check_count(q, "q")
+        gen = make_generator(seed)
         pool.check_batch_size(q)
         acquisition = prepare(acquisition, pool, surrogate)
-        gen = make_generator(seed)
         candidates = pool.available.cpu()
         if self.subset_size is not None and self.subset_size < candidates.numel():
             if self.subset_size < q:
