@@ -6,7 +6,6 @@ The cases run through ``bayesal.cli.main`` in this process (the same code as the
 run as real subprocesses (marked slow)."""
 
 import json
-import os
 import sqlite3
 import sys
 import textwrap

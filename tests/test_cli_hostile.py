@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cli_campaign import bayesal, cli, env, experiments, n_claims  # noqa: E402  (the same helpers)
+from test_cli_campaign import cli, env, experiments, n_claims  # noqa: E402  (the same helpers)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
