@@ -245,6 +245,9 @@ def _cmd_run(args) -> int:
         make_acquisition(args.baseline)
     problem = make_problem(settings["problem"], noise_std=settings["noise_std"], seed=settings["seed"],
                            data_dir=settings["data_dir"])
+    from .loop.campaign import check_budget_fits
+
+    check_budget_fits(problem, settings)
     out = _out_folder(args.out)
     config = {**{k: v for k, v in vars(args).items() if k != "command"}, **settings}
     if not args.quiet:
@@ -518,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
                     "status": _cmd_status, "report": _cmd_report}
         if args.command in commands:
             return commands[args.command](args)
-        parser.print_help()
-        return 2
+        raise _UsageError("a command is required: one of run, resume, work, status, report, list "
+                          "(see `bayesal --help`)")
     except (_UsageError, BayesalError) as exc:
         print(f"bayesal: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

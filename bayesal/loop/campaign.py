@@ -149,6 +149,17 @@ def _run_multifidelity_in_memory(problem: MultiFidelityProblem, config: dict[str
     return learner, records
 
 
+def check_budget_fits(problem, config: dict[str, Any]) -> None:
+    """A pool campaign cannot buy more labels than the pool has candidates: raises
+    :class:`~bayesal.errors.InvalidInput` (``budget``) before anything starts."""
+    if isinstance(problem, MultiFidelityProblem):
+        return
+    space = campaign_space(problem, config)
+    if isinstance(space, Pool) and config["budget"] > space.n_available:
+        raise InvalidInput("budget", f"at most {space.n_available} (the unlabelled candidates left in the pool)",
+                           str(config["budget"]))
+
+
 def _check_picklable(oracle, executor) -> None:
     """A Python oracle for an executor of other processes must pickle (refused at once, not per experiment)."""
     from .executors import DaskExecutor, ProcessExecutor
@@ -320,11 +331,7 @@ class Campaign:
             settings["oracle"], oracle = oracle, None
         config = check_config(settings)
         problem = make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # bad name
-        if not isinstance(problem, MultiFidelityProblem):
-            space = campaign_space(problem, config)
-            if isinstance(space, Pool) and config["budget"] > space.n_available:
-                raise InvalidInput("budget", f"at most {space.n_available} (the unlabelled candidates left in the "
-                                   "pool)", str(config["budget"]))
+        check_budget_fits(problem, config)
         _check_picklable(oracle, executor)
         store = CampaignStore.create(path, config)
         return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,

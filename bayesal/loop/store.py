@@ -343,9 +343,13 @@ class CampaignStore:
                 raise ValueError("not a JSON object")
         except (TypeError, ValueError) as exc:
             raise self._refuse(f"unreadable campaign settings ({exc})") from None
+        dim = None
         for row in conn.execute(f"SELECT {_COLUMNS} FROM experiments"):
             try:
-                _experiment(row, strict=True)
+                e = _experiment(row, strict=True)
+                dim = len(e.x) if dim is None else dim
+                if len(e.x) != dim:
+                    raise ValueError(f"{len(e.x)} inputs where the others have {dim}")
             except (TypeError, ValueError) as exc:
                 raise self._refuse(f"experiment {row[0]} is unreadable ({exc})") from None
         for n, record in conn.execute("SELECT n_labels, record FROM records"):
