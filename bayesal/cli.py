@@ -3,15 +3,22 @@
     bayesal run [--problem P] [--model M] [--strategy S] [--budget N | --cost-budget C] [--batch-size q]
                 [--initial n0] [--seed s] [--out DIR]
                 [--store FILE.db [--executor inprocess|process|dask] [--workers N] [--cluster tcp://HOST:PORT]
-                 [--async] [--timeout S] [--retries R]] [--config FILE.toml] [--quiet | --verbose]
-    bayesal resume --store FILE.db [--executor ...] [--workers N] [--cluster ...] [--out DIR]
-    bayesal work --store FILE.db [--executor ...] [--idle-timeout S]
+                 [--async] [--timeout S] [--retries R] [--lease S]] [--config FILE.toml] [--quiet | --verbose]
+    bayesal resume --store FILE.db [--executor ...] [--workers N] [--cluster ...] [--lease S] [--out DIR]
+    bayesal work --store FILE.db [--executor ...] [--idle-timeout S] [--lease S]
     bayesal status --store FILE.db [--json]
     bayesal report --store FILE.db --out DIR
     bayesal list
 
 Bad names or values, a bad config file or a bad store print one ``bayesal: error: ...`` line
 and exit with status 2; a campaign stopped by too many failed experiments exits with status 1.
+Flags are never abbreviated (``--pool`` is an error, not ``--pool-size``). A ``--oracle
+module:function`` is imported and called once on a valid point of the space (a pool's first
+candidate, a box's centre) before ``run --store`` creates the store and before ``resume``
+continues an unfinished campaign; that call is not stored, and its failure exits with status 2.
+Only one ``run``/``resume`` process proposes for a store at a time: a second one exits with
+status 2 naming the holder, until the holder's heartbeat is older than its ``--lease`` (or, on
+the same host, its process is gone).
 
 A multi-fidelity problem (``--problem heat-mf``, ``forrester-mf``, ...: the ``*-mf`` names of
 ``bayesal list``) runs on ``--cost-budget C`` (nominal cost, in target-fidelity evaluations)
@@ -23,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 import time
 import tomllib
@@ -39,6 +48,10 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --pool is not --pool-size: a misspelt flag is an error
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one clear line instead of usage + message
         raise _UsageError(message)
 
@@ -130,6 +143,9 @@ def _executor_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes for --executor process / dask")
     parser.add_argument("--cluster", default=None,
                         help="address of a running Dask scheduler (tcp://HOST:PORT) for --executor dask")
+    parser.add_argument("--lease", type=float, default=60.0,
+                        help="seconds of silence after which a proposer or worker process counts as dead (its "
+                             "running experiments are requeued, its campaign can be resumed); default 60")
 
 
 def _verbosity_arguments(parser) -> None:
@@ -214,7 +230,8 @@ def _cmd_run(args) -> int:
     from .loop.config import STORE_ONLY, setting
 
     used = [k for k in STORE_ONLY if settings[k] != setting(k).default]
-    used += [k for k in ("executor", "workers", "cluster") if getattr(args, k) != {"executor": "inprocess"}.get(k)]
+    used += [k for k in ("executor", "workers", "cluster", "lease")
+             if getattr(args, k) != {"executor": "inprocess", "lease": 60.0}.get(k)]
     if used:
         flag = setting(used[0]).cli_flag if used[0] in STORE_ONLY else "--" + used[0]
         raise _UsageError(f"argument {flag}: needs a campaign store (add --store FILE.db)")
@@ -228,8 +245,10 @@ def _cmd_run(args) -> int:
         make_acquisition(args.baseline)
     problem = make_problem(settings["problem"], noise_std=settings["noise_std"], seed=settings["seed"],
                            data_dir=settings["data_dir"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .loop.campaign import check_budget_fits
+
+    check_budget_fits(problem, settings)
+    out = _out_folder(args.out)
     config = {**{k: v for k, v in vars(args).items() if k != "command"}, **settings}
     if not args.quiet:
         print(f"bayesal: {settings['strategy']} on {problem.name} ({problem.description}), {settings['model']}, "
@@ -246,15 +265,15 @@ def _cmd_run(args) -> int:
         return records, None
 
     records, failure = campaign(settings["strategy"])
-    (out / "results.json").write_text(json.dumps(records, indent=1))
+    _write_outputs(out, {"results.json": json.dumps(records, indent=1)})
     curves = {settings["strategy"]: records}
     baseline = None
     if args.baseline is not None and failure is None:
         baseline, failure = campaign(args.baseline)
-        (out / "baseline_results.json").write_text(json.dumps(baseline, indent=1))
+        _write_outputs(out, {"baseline_results.json": json.dumps(baseline, indent=1)})
         curves[f"{args.baseline} (baseline)"] = baseline
-    (out / "config.json").write_text(json.dumps({**config, "seconds": time.perf_counter() - start,
-                                                 "failed": failure}, indent=1))
+    _write_outputs(out, {"config.json": json.dumps({**config, "seconds": time.perf_counter() - start,
+                                                    "failed": failure}, indent=1)})
     if records:
         plot_learning_curves(curves, out / "learning_curve.png", title=f"{problem.name}: {settings['model']}")
     if failure is not None:
@@ -276,9 +295,36 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _check_lease(args) -> None:
+    if not (args.lease > 0 and args.lease != float("inf")):
+        raise _UsageError(f"argument --lease: expected a positive number of seconds, got {args.lease}")
+
+
+def _out_folder(path, flag: str = "--out") -> Path:
+    """The output folder, made now (one clear error when it cannot be: under a file, read-only)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".bayesal-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise _UsageError(f"argument {flag}: cannot write to {out} ({exc.strerror or exc})") from None
+    return out
+
+
+def _write_outputs(out: Path, files: dict) -> None:
+    try:
+        for name, text in files.items():
+            (out / name).write_text(text)
+    except OSError as exc:
+        raise _UsageError(f"argument --out: cannot write to {out} ({exc.strerror or exc})") from None
+
+
 def _make_executor(args):
     from .loop.executors import make_executor
 
+    _check_lease(args)
     if args.cluster is not None and args.executor != "dask":
         raise _UsageError("argument --cluster: needs --executor dask")
     if args.workers is not None and args.workers < 1:
@@ -293,11 +339,15 @@ def _cmd_run_store(args, settings: dict) -> int:
     if args.baseline is not None:
         raise _UsageError("argument --baseline: not available with --store (run the baseline as its own campaign)")
     oracle = settings.pop("oracle")
-    make_problem(settings["problem"], seed=settings["seed"], data_dir=settings["data_dir"])  # before a cluster starts
+    problem = make_problem(settings["problem"], seed=settings["seed"], data_dir=settings["data_dir"])  # before a cluster starts
+    if args.out is not None:
+        _out_folder(args.out)
+    if oracle is not None:  # one call, not stored, before anything is stored or started
+        _check_new_oracle(problem, oracle, settings)
     executor = _make_executor(args)
     try:
         campaign = Campaign.create(args.store, oracle=oracle, executor=executor, progress=not args.quiet,
-                                   verbose=args.verbose, **settings)
+                                   verbose=args.verbose, lease=args.lease, **settings)
     except BaseException:
         executor.close()
         raise
@@ -308,6 +358,18 @@ def _cmd_run_store(args, settings: dict) -> int:
     return _drive(campaign, executor, args)
 
 
+def _check_new_oracle(problem, oracle: str, settings: dict) -> None:
+    """Import and call a ``--oracle module:function`` once on a valid point of the campaign's space."""
+    from .loop.campaign import campaign_space, check_oracle
+    from .loop.executors import CallableOracleSpec
+    from .problems import MultiFidelityProblem
+
+    if isinstance(problem, MultiFidelityProblem):
+        return  # refused by check_config already
+    space = campaign_space(problem, {**settings, "oracle": oracle})
+    check_oracle(CallableOracleSpec(oracle), space, problem.test_set()[1].shape[-1], settings["timeout"])
+
+
 def _resume_with_executor(args):
     """The stored campaign reopened with the executor the flags ask for (closed again on failure)."""
     from .loop import Campaign, CampaignStore
@@ -315,7 +377,8 @@ def _resume_with_executor(args):
     CampaignStore.open(args.store).close()  # a bad store fails before a cluster is started
     executor = _make_executor(args)
     try:
-        campaign = Campaign.resume(args.store, executor=executor, progress=not args.quiet, verbose=args.verbose)
+        campaign = Campaign.resume(args.store, executor=executor, progress=not args.quiet, verbose=args.verbose,
+                                   lease=args.lease)
     except BaseException:
         executor.close()
         raise
@@ -333,7 +396,7 @@ def _cmd_resume(args) -> int:
             done = f"{counts['done']} of {campaign.budget} done"
         print(f"bayesal: resuming {args.store}: {done}, "
               f"{counts['running']} running and {counts['pending']} pending go back to the queue", file=sys.stderr)
-    return _drive(campaign, executor, args)
+    return _drive(campaign, executor, args, probe=not campaign._complete(campaign.store.counts()))
 
 
 def _cmd_work(args) -> int:
@@ -351,7 +414,7 @@ def _cmd_work(args) -> int:
     return 0
 
 
-def _drive(campaign, executor, args) -> int:
+def _drive(campaign, executor, args, probe: bool = False) -> int:
     from .errors import OracleFailed
     from .plotting import plot_learning_curves
 
@@ -359,6 +422,16 @@ def _drive(campaign, executor, args) -> int:
     failure = None
     try:
         with campaign, executor:
+            if args.out is not None:
+                _out_folder(args.out)
+            if probe:
+                # after the lease (a second proposer is refused before it calls anything), before any experiment
+                campaign.take_lease()
+                try:
+                    campaign.check_oracle()
+                except BaseException:
+                    campaign.release_lease()
+                    raise
             try:
                 records = campaign.run()
             except OracleFailed as exc:
@@ -367,13 +440,12 @@ def _drive(campaign, executor, args) -> int:
     except KeyboardInterrupt:
         print(f"bayesal: interrupted; continue with `bayesal resume --store {args.store}`", file=sys.stderr)
         return 130
-    if args.out is not None:
+    if args.out is not None:  # checked before the campaign started (_out_folder)
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(records, indent=1))
-        (out / "config.json").write_text(json.dumps({**status["campaign"], "store": str(args.store),
-                                                     "seconds": time.perf_counter() - start, "failed": failure},
-                                                    indent=1))
+        _write_outputs(out, {"results.json": json.dumps(records, indent=1),
+                             "config.json": json.dumps({**status["campaign"], "store": str(args.store),
+                                                        "seconds": time.perf_counter() - start, "failed": failure},
+                                                       indent=1)})
         if records:
             plot_learning_curves({status["campaign"]["strategy"]: records}, out / "learning_curve.png",
                                  title=f"{status['campaign']['problem']}: {status['campaign']['model']}")
@@ -396,7 +468,7 @@ def _drive(campaign, executor, args) -> int:
 def _cmd_status(args) -> int:
     from .loop import CampaignStore, campaign_status
 
-    with CampaignStore.open(args.store) as store:
+    with CampaignStore.open(args.store, readonly=True) as store:
         status = campaign_status(store)
     if args.json:
         print(json.dumps(status, indent=1))
@@ -428,6 +500,7 @@ def _cmd_status(args) -> int:
 def _cmd_report(args) -> int:
     from .report import write_report
 
+    _out_folder(args.out)
     index = write_report(args.store, args.out, progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {index}")
@@ -448,10 +521,19 @@ def main(argv: list[str] | None = None) -> int:
                     "status": _cmd_status, "report": _cmd_report}
         if args.command in commands:
             return commands[args.command](args)
-        parser.print_help()
-        return 2
+        raise _UsageError("a command is required: one of run, resume, work, status, report, list "
+                          "(see `bayesal --help`)")
     except (_UsageError, BayesalError) as exc:
         print(f"bayesal: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # the file system or the store's database said no
+        print(f"bayesal: error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of bayesal: still one line (BAYESAL_DEBUG=1 shows the traceback)
+        if os.environ.get("BAYESAL_DEBUG"):
+            raise
+        print(f"bayesal: error: internal error, please report it ({type(exc).__name__}: "
+              f"{' '.join(str(exc).split())}; BAYESAL_DEBUG=1 shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bayesal: interrupted", file=sys.stderr)

@@ -238,7 +238,7 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store = CampaignStore.open(store_path)
+    store = CampaignStore.open(store_path, readonly=True)  # the report never writes the store
     try:
         status = campaign_status(store)
         records = store.records()

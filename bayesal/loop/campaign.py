@@ -149,6 +149,49 @@ def _run_multifidelity_in_memory(problem: MultiFidelityProblem, config: dict[str
     return learner, records
 
 
+def check_budget_fits(problem, config: dict[str, Any]) -> None:
+    """A pool campaign cannot buy more labels than the pool has candidates: raises
+    :class:`~bayesal.errors.InvalidInput` (``budget``) before anything starts."""
+    if isinstance(problem, MultiFidelityProblem):
+        return
+    space = campaign_space(problem, config)
+    if isinstance(space, Pool) and config["budget"] > space.n_available:
+        raise InvalidInput("budget", f"at most {space.n_available} (the unlabelled candidates left in the pool)",
+                           str(config["budget"]))
+
+
+def _check_picklable(oracle, executor) -> None:
+    """A Python oracle for an executor of other processes must pickle (refused at once, not per experiment)."""
+    from .executors import DaskExecutor, ProcessExecutor
+
+    if oracle is None or isinstance(oracle, str) or not isinstance(executor, (ProcessExecutor, DaskExecutor)):
+        return
+    import pickle
+
+    try:
+        pickle.dumps(CallableOracleSpec(oracle))
+    except Exception as exc:
+        raise InvalidInput("oracle", f"a picklable callable (a function defined at module level, not a lambda or "
+                           f"a local function) for the {executor.name} executor",
+                           f"{getattr(oracle, '__qualname__', type(oracle).__name__)} ({type(exc).__name__}: "
+                           f"{exc})") from None
+
+
+def check_oracle(spec, space, outputs: int | None = None, timeout: float | None = None) -> None:
+    """Call the oracle of ``spec`` once on a valid point of ``space`` (a pool's first candidate, a
+    box's centre) as an experiment would; raises :class:`~bayesal.errors.InvalidInput` (``oracle``)
+    with the reason of a failure. Nothing is stored."""
+    if isinstance(space, Pool):
+        x, index = space.X[0].tolist(), 0
+    else:
+        x, index = ((space.lower + space.upper) / 2).tolist(), None
+    result = run_experiment(spec, ExperimentTask(0, tuple(x), index, 0, timeout, outputs=outputs))
+    if not result["ok"]:
+        target = spec.target if isinstance(spec.target, str) else getattr(spec.target, "__qualname__", "the oracle")
+        raise InvalidInput("oracle", f"an oracle that labels a valid point (checked once before the campaign "
+                           f"starts, on x = {[round(v, 4) for v in x]})", f"{target}: {result['error']}")
+
+
 class _Heartbeat:
     """A daemon thread that tells the store every ``interval`` seconds that ``worker`` is alive,
     even while this process is busy inside a long oracle call."""
@@ -192,7 +235,10 @@ class Campaign:
         poll_interval: seconds between looks at the store while other processes hold all the
             outstanding experiments.
         lease: seconds of silence after which another claimant (a ``bayesal work`` process)
-            counts as dead and its running experiments go back to the queue.
+            counts as dead and its running experiments go back to the queue; also the lease of the
+            proposer (:meth:`run` beats every ``lease / 4`` seconds, and a second proposer is
+            refused until the holder has been silent for its lease or, on the same host, its
+            process is gone).
 
     >>> with Campaign.create("run.db", problem="forrester", budget=12, q=2, seed=0) as campaign:
     ...     campaign.run()
@@ -226,6 +272,7 @@ class Campaign:
                                          acquisition=cfg["strategy"], selector=cfg["selector"], seed=cfg["seed"],
                                          test_set=problem.test_set())
         if oracle is not None:
+            _check_picklable(oracle, executor)
             self.oracle_spec = CallableOracleSpec(oracle)
         elif cfg["oracle"] == "python":
             raise StoreError(f"the campaign in {store.path} labels with a Python oracle: pass it again, "
@@ -238,14 +285,39 @@ class Campaign:
         self.progress, self.verbose = progress, verbose
         self.worker = f"campaign-{os.getpid()}"
         self.shard_pools_from, self.poll_interval = int(shard_pools_from), float(poll_interval)
+        if not (isinstance(lease, (int, float)) and not isinstance(lease, bool) and math.isfinite(lease)
+                and lease > 0):
+            raise InvalidInput("lease", "a positive number of seconds", repr(lease))
         self.lease = float(lease)
         self._bar = None
+
+    # -- the proposer's lease and the oracle check ---------------------------------------------
+    def take_lease(self) -> None:
+        """Become the campaign's one proposer (:meth:`run` does this first): raises
+        :class:`~bayesal.errors.StoreError` naming the holder while another live process holds it."""
+        self.store.take_lease(self.worker, self.lease)
+
+    def release_lease(self) -> None:
+        """Give the proposer's lease back (:meth:`run` does this when it returns or raises)."""
+        try:
+            self.store.release_lease(self.worker)
+        except StoreError:  # a closed or unwritable store: the lease lapses by itself
+            pass
+
+    def check_oracle(self) -> None:
+        """Import and call a user oracle once, on a valid point of the space, before the campaign
+        starts; raises :class:`~bayesal.errors.InvalidInput` (``oracle``) with the reason when it
+        cannot be imported, raises, exits, times out or returns an unusable label. The call is not
+        stored (a benchmark problem's own oracle is not checked)."""
+        if isinstance(self.oracle_spec, CallableOracleSpec):
+            check_oracle(self.oracle_spec, self.learner.space, self.learner.test_set[1].shape[-1],
+                         self.config["timeout"])
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, oracle: Any = None, executor: Executor | None = None,
                progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000,
-               **settings) -> "Campaign":
+               lease: float = 60.0, **settings) -> "Campaign":
         """A new campaign in a new store at ``path``.
 
         ``settings``: ``problem, model, strategy, selector, budget, cost_budget, q, initial, seed,
@@ -258,17 +330,25 @@ class Campaign:
         elif oracle is not None:
             settings["oracle"], oracle = oracle, None
         config = check_config(settings)
-        make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # a bad name fails here
+        problem = make_problem(config["problem"], seed=config["seed"], data_dir=config["data_dir"])  # bad name
+        check_budget_fits(problem, config)
+        _check_picklable(oracle, executor)
         store = CampaignStore.create(path, config)
         return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,
-                   shard_pools_from=shard_pools_from)
+                   shard_pools_from=shard_pools_from, lease=lease)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, oracle: Any = None, executor: Executor | None = None,
-               progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000) -> "Campaign":
+               progress: bool = False, verbose: bool = False, shard_pools_from: int = 100_000,
+               lease: float = 60.0) -> "Campaign":
         """The campaign stored at ``path``, ready to :meth:`run` on."""
-        return cls(CampaignStore.open(path), oracle=oracle, executor=executor, progress=progress, verbose=verbose,
-                   shard_pools_from=shard_pools_from)
+        store = CampaignStore.open(path)
+        try:
+            return cls(store, oracle=oracle, executor=executor, progress=progress, verbose=verbose,
+                       shard_pools_from=shard_pools_from, lease=lease)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         """Close the campaign's store connection (the campaign is also a context manager)."""
@@ -477,16 +557,26 @@ class Campaign:
         """Run (or continue) the campaign until ``budget`` experiments are done; returns the
         learning-curve records.
 
-        Experiments left running by an earlier campaign process are requeued first, so one
-        campaign process runs this loop on a store at a time; any number of :meth:`work`
+        It first takes the proposer's lease (:meth:`take_lease`; a second proposer on the same
+        store is refused with :class:`~bayesal.errors.StoreError` naming the holder), and gives it
+        back on return. Experiments left running by an earlier, dead campaign process are then
+        requeued, so one campaign process runs this loop on a store at a time; any number of :meth:`work`
         processes may evaluate its experiments alongside (their running experiments are requeued
         only when they fall silent for longer than the lease).
         """
+        self.take_lease()
+        heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
+        try:
+            return self._run()
+        finally:
+            heartbeat.stop()
+            self.release_lease()
+
+    def _run(self) -> list[dict[str, Any]]:
         self.store.requeue_running(prefix="campaign-", reason="requeued: the campaign process stopped while it ran")
         self.store.requeue_stale(self.lease, exclude=self.worker)
         self._bar = self._progress_bar(self.config["strategy"])
         in_flight: dict = {}
-        heartbeat = _Heartbeat(self.store.path, self.worker, self.lease / 4)
         checked = time.monotonic()
         try:
             while True:
@@ -528,7 +618,6 @@ class Campaign:
                     time.sleep(self.poll_interval)  # other processes hold the outstanding experiments
             self._record(self._load())
         finally:
-            heartbeat.stop()
             self._bar.close()
             self._bar = None
         return self.store.records()
@@ -599,6 +688,10 @@ def campaign_status(store: CampaignStore) -> dict[str, Any]:
     (done experiments per level, lowest first); it is ``complete`` when nothing is outstanding
     and the cost left cannot pay for the cheapest level."""
     config = store.config
+    try:
+        check_config(config)
+    except InvalidInput as exc:
+        raise StoreError(f"the campaign in {store.path} has unusable settings: {exc}") from None
     counts = store.counts()
     records = store.records()
     exps = store.experiments()

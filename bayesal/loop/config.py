@@ -22,6 +22,7 @@ __all__ = ["Setting", "SETTINGS", "CAMPAIGN_DEFAULTS", "STORE_ONLY", "check_conf
 
 #: a cost within this of the budget is affordable (sums of float costs like 1/64 are not exact)
 COST_TOLERANCE = 1e-9
+_LARGEST_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Setting:
                 raise InvalidInput(self.name, "an integer", repr(value))
             if self.kind != "int":
                 check_count(value, self.name, minimum=1 if self.kind == "count" else 0)
+            if abs(value) > _LARGEST_INT:  # seeds and counts are 64-bit integers downstream (torch, SQLite)
+                raise InvalidInput(self.name, f"an integer of magnitude at most {_LARGEST_INT}", repr(value))
             return value
         if self.kind in ("number", "seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -2,7 +2,8 @@
 
 An executor evaluates one experiment per task (:func:`run_experiment`), so each result can be
 stored the moment it returns. The task itself turns everything the oracle can do wrong into a
-failed result with its reason: an exception, a NaN or wrongly shaped output, or running past the
+failed result with its reason: an exception (``sys.exit`` included), a NaN, huge (beyond
+:data:`MAX_LABEL`) or wrongly shaped output, or running past the
 per-experiment timeout (the oracle then runs in a watchdog thread that is abandoned, since Python
 cannot kill a thread; its result is never used). Only the death of the worker process itself
 reaches the executor, as :class:`WorkerDied`, and the campaign retries that experiment.
@@ -29,9 +30,14 @@ from ..errors import InvalidInput
 from ..validation import DEFAULT_DTYPE
 
 __all__ = ["ExperimentTask", "ProblemOracleSpec", "CallableOracleSpec", "run_experiment", "WorkerDied",
-           "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
+           "MAX_LABEL", "Executor", "InProcessExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
 EXECUTORS = ("inprocess", "process", "dask")
+
+#: the largest label magnitude an experiment may return: a label beyond it (1e200, say) is an
+#: unusable label (a failed experiment with its reason), since squares and products of such
+#: numbers overflow float64 in the surrogate's fit
+MAX_LABEL = 1e100
 
 
 class WorkerDied(Exception):
@@ -100,6 +106,14 @@ class CallableOracleSpec:
     """
 
     target: Any
+
+    def __post_init__(self):
+        if isinstance(self.target, str):
+            module, _, name = self.target.partition(":")
+            if not module or not name:
+                raise InvalidInput("oracle", "'package.module:function'", repr(self.target))
+        elif not callable(self.target):
+            raise InvalidInput("oracle", "a callable or 'package.module:function'", type(self.target).__name__)
 
     def build(self):
         """The oracle ``(X [1, d], indices [1] | None, seed) -> y`` of this spec, built in the worker (a
@@ -180,6 +194,10 @@ def _parse_output(out: Any, outputs: int | None = None) -> tuple[list[float], fl
     if not bool(torch.isfinite(y).all()):
         kinds = [k for k, bad in (("NaN", torch.isnan(y).any()), ("inf", torch.isinf(y).any())) if bool(bad)]
         raise ValueError(f"{' and '.join(kinds)} output {y.tolist()}")
+    if bool((y.abs() > MAX_LABEL).any()):
+        raise ValueError(f"output {y.tolist()} beyond the largest usable label magnitude {MAX_LABEL:g}")
+    if cost is not None and not (cost == cost and abs(cost) != float("inf")):
+        raise ValueError(f"a non-finite cost {cost}")
     return [float(v) for v in y], cost
 
 
@@ -214,13 +232,19 @@ def run_experiment(spec, task: ExperimentTask) -> dict[str, Any]:
             if "exc" in box:
                 raise box["exc"]
             out = box["out"]
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:  # sys.exit() or an argparse error inside the oracle: its failure, not ours
+        result["error"] = f"oracle exited (SystemExit with status {exc.code!r})"
+        result["cost"] = time.perf_counter() - start
+        return result
+    except BaseException as exc:
         result["error"] = f"oracle raised {type(exc).__name__}: {exc}"
         result["cost"] = time.perf_counter() - start
         return result
     try:
         y, cost = _parse_output(out, task.outputs)
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # whatever the output does when read
         result["error"] = f"oracle returned an unusable label: {exc}"
         result["cost"] = time.perf_counter() - start
         return result

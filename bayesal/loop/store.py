@@ -17,8 +17,17 @@ the last committed state: SQLite's write-ahead log rolls an unfinished transacti
 next open.
 
 A file that is not a bayesal store (another SQLite database, a text file, a truncated or corrupt
-database, a store from a newer schema) is refused with a :class:`~bayesal.errors.StoreError`
-naming the file and what is wrong with it; a foreign file is never modified.
+database, a store from a newer schema, rows edited by hand into invalid JSON or non-numbers) is
+refused with a :class:`~bayesal.errors.StoreError` naming the file and what is wrong with it; a
+foreign file is never modified. A store that cannot be written (a read-only file, or a folder
+where SQLite cannot create its ``-wal`` and ``-shm`` files) is refused by :meth:`CampaignStore.open`
+with a StoreError saying so, and opened for reading with ``readonly=True`` (``bayesal status``,
+``bayesal report``).
+
+One proposer holds a campaign at a time: :meth:`CampaignStore.take_lease` records the holder (its
+name, pid, host and lease) in the ``proposer`` table in one write transaction, and refuses while
+another holder is alive (its heartbeat in ``workers`` younger than its lease, and, on this host,
+its process still running).
 
 >>> store = CampaignStore.create("run.db", {"problem": "branin", "budget": 20, "seed": 0})
 >>> ids = store.add_experiments(step=0, points=[[0.1, 0.2], [0.3, 0.4]], seed=123)
@@ -57,6 +66,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _OPEN_FILES: dict[tuple[int, int], int] = {}
 _OPEN_LOCK = threading.Lock()
 
+# the one process that proposes (``bayesal run``/``resume``); added to older stores when first taken
+_PROPOSER_TABLE = ("CREATE TABLE IF NOT EXISTS proposer (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL,"
+                   " pid INTEGER NOT NULL, host TEXT NOT NULL, lease REAL NOT NULL, since REAL NOT NULL)")
+
 _SCHEMA = (
     "CREATE TABLE bayesal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE campaign (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT NOT NULL,"
@@ -81,6 +94,7 @@ _SCHEMA = (
     " acq_s REAL, created REAL NOT NULL)",
     # learning-curve records, one per number of completed labels
     "CREATE TABLE records (n_labels INTEGER PRIMARY KEY, record TEXT NOT NULL, created REAL NOT NULL)",
+    _PROPOSER_TABLE,
 )
 
 
@@ -123,11 +137,36 @@ _COLUMNS = ("id, step, slot, state, x, pool_index, fidelity, y, cost, error, sco
             " created, started, finished")
 
 
-def _experiment(row: tuple) -> Experiment:
+def _experiment(row: tuple, strict: bool = False) -> Experiment:
     values = list(row)
     values[4] = json.loads(values[4])
     values[7] = None if values[7] is None else json.loads(values[7])
+    if strict:  # the checks of an opened store (every row, once): columns of the types written
+        for i, name in ((4, "x"), (7, "y")):
+            if values[i] is not None and (not isinstance(values[i], list) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values[i])):
+                raise ValueError(f"{name} is not a list of finite numbers: {str(values[i])[:60]}")
+        if values[3] == "done" and values[7] is None:
+            raise ValueError("done without outputs")
+        for i, name in ((1, "step"), (2, "slot"), (5, "pool_index"), (11, "attempts")):
+            if values[i] is not None and not isinstance(values[i], int):
+                raise ValueError(f"{name} is not an integer: {values[i]!r}")
+        for i, name in ((6, "fidelity"), (8, "cost"), (10, "score"), (13, "created"), (14, "started"),
+                        (15, "finished")):
+            if values[i] is not None and not isinstance(values[i], (int, float)):
+                raise ValueError(f"{name} is not a number: {values[i]!r}")
     return Experiment(*values)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _finite_list(values: Any, name: str) -> list[float]:
@@ -151,9 +190,11 @@ class CampaignStore:
     not the instance.
     """
 
-    def __init__(self, path: str | os.PathLike, timeout: float = 60.0, _create: dict | None = None):
+    def __init__(self, path: str | os.PathLike, timeout: float = 60.0, _create: dict | None = None,
+                 readonly: bool = False):
         self.path = Path(path)
         self.timeout = float(timeout)
+        self.readonly = bool(readonly)
         if _create is None:
             self._conn = self._open_existing()
         else:
@@ -176,13 +217,32 @@ class CampaignStore:
         return cls(path, timeout=timeout, _create=config)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, timeout: float = 60.0) -> "CampaignStore":
-        """Open an existing store; a missing, foreign or corrupt file raises :class:`StoreError`."""
-        return cls(path, timeout=timeout)
+    def open(cls, path: str | os.PathLike, timeout: float = 60.0, readonly: bool = False) -> "CampaignStore":
+        """Open an existing store; a missing, foreign or corrupt file raises :class:`StoreError`, and
+        so does one that cannot be written unless ``readonly`` (then every write raises StoreError)."""
+        return cls(path, timeout=timeout, readonly=readonly)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, mode: str | None = None) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every write below opens its own.
-        return sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        if mode is None:
+            return sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        from urllib.parse import quote
+
+        return sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?{mode}", uri=True, timeout=self.timeout,
+                               isolation_level=None)
+
+    def _unwritable(self) -> str | None:
+        """Why this store cannot be written (None when it can): SQLite writes the file and, in WAL
+        mode, creates ``FILE-wal`` and ``FILE-shm`` next to it."""
+        folder = self.path.resolve().parent
+        if not os.access(self.path, os.W_OK):
+            return "the file is read-only"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            for side in ("-wal", "-shm"):
+                if not os.access(f"{self.path}{side}", os.W_OK):
+                    return (f"its folder {folder} is read-only (SQLite needs to create {self.path.name}-wal and "
+                            f"{self.path.name}-shm there)")
+        return None
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -208,16 +268,36 @@ class CampaignStore:
                 header = fh.read(len(_SQLITE_HEADER))
             if header != _SQLITE_HEADER:
                 raise self._refuse("not an SQLite database" if header else "the file is empty")
-        conn = self._connect()
-        try:
-            self._validate(conn)
-            self._configure(conn)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise self._refuse(f"corrupt SQLite database ({exc})") from None
-        except StoreError:
-            conn.close()
-            raise
+        unwritable = self._unwritable()
+        if unwritable is not None and not self.readonly:
+            raise StoreError(f"cannot write the campaign store {self.path}: {unwritable}; copy it to a writable "
+                             "folder (`bayesal status` and `bayesal report` can read it where it is)")
+        if self.readonly:
+            # a read-only connection; where SQLite cannot create the WAL index next to a read-only
+            # file, the file is read as immutable (nobody can be writing it there either)
+            modes = ["mode=ro"] + (["mode=ro&immutable=1"] if unwritable is not None else [])
+        else:
+            modes = [None]
+        for i, mode in enumerate(modes):
+            conn = self._connect(mode)
+            try:
+                self._validate(conn)
+                if not self.readonly:
+                    self._configure(conn)
+                break
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if i + 1 < len(modes):
+                    continue
+                if "readonly" in str(exc) or "unable to open" in str(exc):
+                    raise StoreError(f"cannot open the campaign store {self.path}: {exc}") from None
+                raise self._refuse(f"corrupt SQLite database ({exc})") from None
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise self._refuse(f"corrupt SQLite database ({exc})") from None
+            except StoreError:
+                conn.close()
+                raise
         self._register()
         return conn
 
@@ -252,6 +332,32 @@ class CampaignStore:
             raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
         if conn.execute("SELECT count(*) FROM campaign").fetchone()[0] != 1:
             raise self._refuse("it holds no campaign")
+        self._validate_rows(conn)
+
+    def _validate_rows(self, conn: sqlite3.Connection) -> None:
+        """Every row parses: the settings are a JSON object, inputs and outputs JSON lists of finite
+        numbers, records JSON objects (a store edited by hand is refused here, not half-way through)."""
+        config = conn.execute("SELECT config FROM campaign WHERE id = 1").fetchone()[0]
+        try:
+            if not isinstance(json.loads(config), dict):
+                raise ValueError("not a JSON object")
+        except (TypeError, ValueError) as exc:
+            raise self._refuse(f"unreadable campaign settings ({exc})") from None
+        dim = None
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM experiments"):
+            try:
+                e = _experiment(row, strict=True)
+                dim = len(e.x) if dim is None else dim
+                if len(e.x) != dim:
+                    raise ValueError(f"{len(e.x)} inputs where the others have {dim}")
+            except (TypeError, ValueError) as exc:
+                raise self._refuse(f"experiment {row[0]} is unreadable ({exc})") from None
+        for n, record in conn.execute("SELECT n_labels, record FROM records"):
+            try:
+                if not isinstance(json.loads(record), dict):
+                    raise ValueError("not a JSON object")
+            except (TypeError, ValueError) as exc:
+                raise self._refuse(f"the learning-curve record for {n} labels is unreadable ({exc})") from None
 
     def _create_new(self, config: dict) -> sqlite3.Connection:
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -262,10 +368,24 @@ class CampaignStore:
                                  "refusing to overwrite it") from None
             raise StoreError(f"{self.path} already holds a campaign; continue it with "
                              f"`bayesal resume --store {self.path}` or choose another path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        above = self.path.parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():
+            raise StoreError(f"cannot create a campaign store at {self.path}: {above} is a file, not a folder")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create a campaign store at {self.path}: cannot make its folder "
+                             f"({exc.strerror or exc})") from None
+        if self.path.is_dir():
+            raise StoreError(f"cannot create a campaign store at {self.path}: it is a folder")
         from .. import __version__
 
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot create a campaign store at {self.path}: {exc}") from None
         try:
             self._configure(conn)
             now = time.time()
@@ -309,14 +429,26 @@ class CampaignStore:
         """One write transaction: taken with the database's write lock, committed on success."""
         if self._conn is None:
             raise StoreError(f"the store {self.path} is closed")
+        if self.readonly:
+            raise StoreError(f"the store {self.path} was opened read-only")
         cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise StoreError(f"cannot write the campaign store {self.path}: {exc}") from None
+            raise
         try:
             yield cur
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        cur.execute("COMMIT")
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise StoreError(f"cannot write the campaign store {self.path}: {exc}") from None
+            raise
 
     def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         if self._conn is None:
@@ -472,6 +604,53 @@ class CampaignStore:
     def claims(self) -> list[tuple[int, int, str]]:
         """The claim log: ``(experiment, attempt, worker)`` for every claim ever made."""
         return [tuple(r) for r in self._read("SELECT experiment, attempt, worker FROM claims ORDER BY time, experiment")]
+
+    # -- the proposer's lease ------------------------------------------------------------------
+    def take_lease(self, holder: str, lease: float, pid: int | None = None, host: str | None = None) -> None:
+        """Become the one proposer of this campaign (``bayesal run``/``resume``), atomically.
+
+        Refused with :class:`StoreError` naming the holder and since when while another holder is
+        alive: its heartbeat (the ``workers`` row of its name) is younger than its own lease and,
+        when it runs on this host, its process still exists. A dead or silent holder's lease is
+        taken over. Taking a lease one already holds renews it."""
+        import socket
+
+        pid = os.getpid() if pid is None else int(pid)
+        host = socket.gethostname() if host is None else host
+        now = time.time()
+        with self._write() as cur:
+            cur.execute(_PROPOSER_TABLE)
+            row = cur.execute("SELECT holder, pid, host, lease, since FROM proposer WHERE id = 1").fetchone()
+            if row is not None and row[0] != holder:
+                other, other_pid, other_host, other_lease, since = row
+                beat = cur.execute("SELECT heartbeat FROM workers WHERE name = ?", (other,)).fetchone()
+                last = since if beat is None else max(beat[0], since)
+                alive = now - last <= other_lease
+                if alive and other_host == host:
+                    alive = _process_exists(other_pid)
+                if alive:
+                    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+                    raise StoreError(f"the campaign in {self.path} is held by another proposer: {other} (pid "
+                                     f"{other_pid} on {other_host}) since {started}, last heartbeat "
+                                     f"{max(0.0, now - last):.0f} s ago; wait for it to finish or stop it (its lease "
+                                     f"lapses {other_lease:g} s after its last heartbeat)")
+            cur.execute("INSERT OR REPLACE INTO proposer (id, holder, pid, host, lease, since) VALUES (1, ?, ?, ?, ?, ?)",
+                        (holder, pid, host, float(lease), now if row is None or row[0] != holder else row[4]))
+            cur.execute("INSERT OR REPLACE INTO workers (name, heartbeat) VALUES (?, ?)", (holder, now))
+
+    def release_lease(self, holder: str) -> None:
+        """Give up the proposer's lease if ``holder`` holds it."""
+        with self._write() as cur:
+            cur.execute(_PROPOSER_TABLE)
+            cur.execute("DELETE FROM proposer WHERE id = 1 AND holder = ?", (holder,))
+
+    def lease_holder(self) -> dict[str, Any] | None:
+        """The proposer holding the campaign: ``{"holder", "pid", "host", "lease", "since"}``, or None."""
+        try:
+            row = self._read("SELECT holder, pid, host, lease, since FROM proposer WHERE id = 1")
+        except sqlite3.OperationalError:  # an older store without the table
+            return None
+        return dict(zip(("holder", "pid", "host", "lease", "since"), row[0])) if row else None
 
     # -- steps and records -------------------------------------------------------------------
     def steps(self) -> list[dict[str, Any]]:
