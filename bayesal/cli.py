@@ -342,10 +342,10 @@ def _cmd_run_store(args, settings: dict) -> int:
     problem = make_problem(settings["problem"], seed=settings["seed"], data_dir=settings["data_dir"])  # before a cluster starts
     if args.out is not None:
         _out_folder(args.out)
-    if oracle is not None:  # one call, not stored, before anything is stored or started
-        _check_new_oracle(problem, oracle, settings)
     executor = _make_executor(args)
     try:
+        if oracle is not None:  # one call, not stored, on the executor, before anything is stored
+            _check_new_oracle(problem, oracle, settings, executor)
         campaign = Campaign.create(args.store, oracle=oracle, executor=executor, progress=not args.quiet,
                                    verbose=args.verbose, lease=args.lease, **settings)
     except BaseException:
@@ -358,8 +358,9 @@ def _cmd_run_store(args, settings: dict) -> int:
     return _drive(campaign, executor, args)
 
 
-def _check_new_oracle(problem, oracle: str, settings: dict) -> None:
-    """Import and call a ``--oracle module:function`` once on a valid point of the campaign's space."""
+def _check_new_oracle(problem, oracle: str, settings: dict, executor=None) -> None:
+    """Import and call a ``--oracle module:function`` once on a valid point of the campaign's space,
+    where the experiments will run (``executor``: a cluster's workers import it themselves)."""
     from .loop.campaign import campaign_space, check_oracle
     from .loop.executors import CallableOracleSpec
     from .problems import MultiFidelityProblem
@@ -367,7 +368,8 @@ def _check_new_oracle(problem, oracle: str, settings: dict) -> None:
     if isinstance(problem, MultiFidelityProblem):
         return  # refused by check_config already
     space = campaign_space(problem, {**settings, "oracle": oracle})
-    check_oracle(CallableOracleSpec(oracle), space, problem.test_set()[1].shape[-1], settings["timeout"])
+    check_oracle(CallableOracleSpec(oracle), space, problem.test_set()[1].shape[-1], settings["timeout"],
+                 executor=executor)
 
 
 def _resume_with_executor(args):

@@ -19,6 +19,7 @@ from .errors import InvalidInput
 __all__ = ["renamed",
     "DEFAULT_DTYPE",
     "MAX_SEED",
+    "MAX_USER_SEED",
     "check_seed",
     "check_bounds",
     "data_bounds",
@@ -38,7 +39,10 @@ DEFAULT_DTYPE = torch.float64
 
 #: the largest seed accepted: torch generators take 64-bit seeds, and the learner derives step
 #: seeds as ``seed * 1_000_003 + step``, which must stay below 2**63 too
-MAX_SEED = 2**40
+# seeds users give stay below 2**40, so that the seeds derived from them (seed · 1,000,003 + step)
+# stay below 2**63, which is what torch.Generator.manual_seed and every check_seed accept
+MAX_SEED = 2**63 - 1
+MAX_USER_SEED = 2**40
 
 
 def describe(value: Any) -> str:
@@ -125,15 +129,16 @@ def check_type(value: Any, kind: type | tuple[type, ...], name: str, expected: s
     return value
 
 
-def check_seed(seed: Any, name: str = "seed", allow_none: bool = True) -> int | None:
-    """An integer seed in ``[0, MAX_SEED]`` (None allowed when ``allow_none``: a fresh random seed)."""
+def check_seed(seed: Any, name: str = "seed", allow_none: bool = True, maximum: int = MAX_SEED) -> int | None:
+    """An integer seed in ``[0, maximum]`` (None allowed when ``allow_none``: a fresh random seed).
+    Seeds a user gives to a learner or a model use ``maximum=MAX_USER_SEED``."""
     if seed is None and allow_none:
         return None
-    expected = f"an integer seed in [0, {MAX_SEED}]" + (" or None" if allow_none else "")
+    expected = f"an integer seed in [0, {maximum}]" + (" or None" if allow_none else "")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InvalidInput(name, expected, describe(seed))
     seed = int(seed)
-    if not 0 <= seed <= MAX_SEED:
+    if not 0 <= seed <= maximum:
         raise InvalidInput(name, expected, str(seed))
     return seed
 

@@ -177,15 +177,27 @@ def _check_picklable(oracle, executor) -> None:
                            f"{exc})") from None
 
 
-def check_oracle(spec, space, outputs: int | None = None, timeout: float | None = None) -> None:
+def check_oracle(spec, space, outputs: int | None = None, timeout: float | None = None,
+                 executor: Executor | None = None) -> None:
     """Call the oracle of ``spec`` once on a valid point of ``space`` (a pool's first candidate, a
-    box's centre) as an experiment would; raises :class:`~bayesal.errors.InvalidInput` (``oracle``)
-    with the reason of a failure. Nothing is stored."""
+    box's centre) as an experiment would, on ``executor`` (where the experiments will run: a
+    module importable only on a cluster's workers is imported there); raises
+    :class:`~bayesal.errors.InvalidInput` (``oracle``) with the reason of a failure. Nothing is
+    stored."""
     if isinstance(space, Pool):
         x, index = space.X[0].tolist(), 0
     else:
         x, index = ((space.lower + space.upper) / 2).tolist(), None
-    result = run_experiment(spec, ExperimentTask(0, tuple(x), index, 0, timeout, outputs=outputs))
+    task = ExperimentTask(0, tuple(x), index, 0, timeout, outputs=outputs)
+    if executor is None:
+        result = run_experiment(spec, task)
+    else:
+        handle = executor.submit(run_experiment, spec, task)
+        executor.wait([handle])
+        try:
+            result = executor.outcome(handle)
+        except Exception as exc:  # the worker died, or the task could not be sent
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     if not result["ok"]:
         target = spec.target if isinstance(spec.target, str) else getattr(spec.target, "__qualname__", "the oracle")
         raise InvalidInput("oracle", f"an oracle that labels a valid point (checked once before the campaign "
@@ -311,7 +323,7 @@ class Campaign:
         stored (a benchmark problem's own oracle is not checked)."""
         if isinstance(self.oracle_spec, CallableOracleSpec):
             check_oracle(self.oracle_spec, self.learner.space, self.learner.test_set[1].shape[-1],
-                         self.config["timeout"])
+                         self.config["timeout"], executor=self.executor)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

@@ -23,7 +23,9 @@ from ..selection import Selection, StochasticBatch, check_selector, select
 from ..selection.multifidelity import fidelity_candidates, select_augmented
 from ..selection.stochastic import split_selector
 from ..spaces import MAX_POINTS, Box, Pool
-from ..validation import DEFAULT_DTYPE, check_count, check_indices, check_seed, check_X, check_y, describe
+from ..validation import (
+    DEFAULT_DTYPE, MAX_USER_SEED, check_count, check_indices, check_seed, check_X, check_y, describe,
+)
 from .oracles import Oracle, as_oracle
 
 __all__ = ["ActiveLearner"]
@@ -78,7 +80,7 @@ class ActiveLearner:
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
         self.space = space
-        self.seed = check_seed(seed, allow_none=False)
+        self.seed = check_seed(seed, allow_none=False, maximum=MAX_USER_SEED)
         if costs is not None and cost_model is not None:
             raise InvalidInput("cost_model", "either costs or cost_model", "both")
         cost = costs if costs is not None else cost_model

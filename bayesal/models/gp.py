@@ -31,7 +31,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from ..errors import InvalidInput, NotFitted, UnknownName
 from ..posteriors import GaussianPosterior
 from ..settings import rows_per_chunk
-from ..validation import check_bounds, check_in_box, check_seed, check_X, check_y, data_bounds
+from ..validation import MAX_USER_SEED, check_bounds, check_in_box, check_seed, check_X, check_y, data_bounds
 from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate
 
@@ -170,7 +170,7 @@ class ExactGP(AlgebraSurrogate):
         self.kernel = kernel
         self.noise = None if noise is None else float(noise)
         self.outputscale = outputscale
-        self.seed = check_seed(seed, allow_none=False)
+        self.seed = check_seed(seed, allow_none=False, maximum=MAX_USER_SEED)
         self.love, self.love_threshold = love, int(love_threshold)
         self.cholesky_up_to = int(cholesky_up_to)
         self.model: SingleTaskGP | None = None
