@@ -73,6 +73,13 @@ class Surrogate(ABC):
         """Features ``[m, F, N]`` of ``X: [N, d]`` whose inner products give the posterior kernel."""
         raise self._unsupported("features of its posterior kernel", "a feature-based criterion")
 
+    def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
+        """A :class:`~bayesal.kernels.FeatureMap` of the fitted model for batch selection:
+        ``"ll"`` (last-layer features) or ``"grad"`` (per-example parameter gradients, sketched
+        to ``n_features`` with ``seed``). Networks provide them; other surrogates do not."""
+        raise self._unsupported(f"a {kind!r} feature map (a network's last layer or gradients)",
+                                "kernel batch selection")
+
     def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``."""
         raise self._unsupported("a joint Gaussian posterior", "box optimisation")

@@ -1,0 +1,192 @@
+"""Kernels for batch selection: feature maps, and the kernel over ``[labelled; pool]`` rows.
+
+Batch methods in the framework of Holzmüller et al. (2023, "A Framework and Benchmark for Deep
+Batch Active Learning for Regression", JMLR) are three orthogonal pieces: a *base kernel* (a
+feature map of the inputs, or a model's own posterior kernel), *transforms* of it (scaling, the
+Gaussian-process posterior given the labelled points, random sketching) and a *selection method*
+(:mod:`bayesal.selection.kernel_batch`). This module holds the first two.
+
+:class:`KernelRows` is what every selection method reads: the kernel over the n_train labelled
+rows followed by the n_pool candidate rows. It exposes the diagonal ``[n]`` and one column at a
+time ``[n]``, so no method ever materialises the ``[n, n]`` kernel matrix; finite-dimensional
+kernels also hold their features ``[n, F]`` (Frank-Wolfe and BAIT work in feature space).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..errors import InvalidInput, Unsupported
+from ..settings import rows_per_chunk
+
+__all__ = ["FeatureMap", "InputFeatures", "KernelRows", "sketch_matrix"]
+
+
+class FeatureMap:
+    """A map from inputs ``X: [N, d]`` to features ``[N, F]`` whose inner products are a kernel.
+
+    Subclasses implement :meth:`chunk` for one block of rows; :meth:`__call__` applies it to
+    blocks sized from the memory budget (``bayesal.settings.memory_budget``), so a feature map
+    over a pool of a million rows never holds more than one block of intermediate work.
+    """
+
+    #: F, the number of features
+    n_features: int = 0
+
+    def chunk(self, X: torch.Tensor) -> torch.Tensor:
+        """Features ``[n, F]`` of one block of rows ``X: [n, d]``."""
+        raise NotImplementedError
+
+    def bytes_per_row(self, X: torch.Tensor) -> float:
+        """Working memory one row costs in :meth:`chunk` (sizes the blocks); the features by default."""
+        return 8.0 * max(self.n_features, X.shape[-1]) * 4
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        """Features ``[N, F]`` of ``X: [N, d]``, computed block by block."""
+        N = X.shape[0]
+        if N == 0:
+            return self.chunk(X[:1])[:0]
+        step = rows_per_chunk(self.bytes_per_row(X))
+        if step >= N:
+            return self.chunk(X)
+        return torch.cat([self.chunk(X[i:i + step]) for i in range(0, N, step)], 0)
+
+
+class InputFeatures(FeatureMap):
+    """The linear kernel on the inputs themselves, ``k(x, x') = xᵀx'`` (bmdal_reg's ``linear``)."""
+
+    def __init__(self, dim: int):
+        self.n_features = int(dim)
+
+    def chunk(self, X: torch.Tensor) -> torch.Tensor:
+        return X
+
+
+def sketch_matrix(n_in: int, n_out: int, generator: torch.Generator, dtype=torch.float32,
+                  device=None) -> torch.Tensor:
+    """A Gaussian random projection ``[n_in, n_out]`` with entries N(0, 1/n_out), so that
+    ``E[(Pᵀa)ᵀ(Pᵀb)] = aᵀb``: sketched features keep the kernel in expectation (Woodruff 2014)."""
+    P = torch.randn(n_in, n_out, generator=generator, dtype=torch.float64) / math.sqrt(n_out)
+    return P.to(dtype=dtype, device=device)
+
+
+class KernelRows:
+    """The kernel over ``n_train`` labelled rows followed by ``n_pool`` candidate rows.
+
+    Build it with :meth:`from_features` (a finite-dimensional kernel: features ``[n, F]`` held in
+    memory, columns by one matrix-vector product) or :meth:`from_columns` (a kernel known only
+    through its diagonal and columns, such as a Gaussian process's posterior covariance). Rows
+    ``0 … n_train−1`` are the labelled points, ``n_train …`` the pool.
+
+    Args:
+        n_train: number of labelled rows (first in the row order).
+        diag: ``[n]`` the kernel diagonal k(x, x).
+        column: ``j -> [n]``, the kernel between every row and row j.
+        features: ``[n, F]`` when the kernel is finite-dimensional, else None.
+    """
+
+    def __init__(self, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor],
+                 features: torch.Tensor | None = None):
+        self.n_train = int(n_train)
+        self.diag = diag
+        self._column = column
+        self.features = features
+        if self.n_train < 0 or self.n_train > diag.shape[0]:
+            raise InvalidInput("n_train", f"between 0 and {diag.shape[0]}", str(n_train))
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_features(cls, train: torch.Tensor, pool: torch.Tensor) -> "KernelRows":
+        """The linear kernel of features ``train: [n_train, F]`` and ``pool: [n_pool, F]``."""
+        if train.shape[-1] != pool.shape[-1]:
+            raise InvalidInput("features", f"{pool.shape[-1]} columns for the labelled rows as for the pool",
+                               f"{train.shape[-1]}")
+        Phi = torch.cat([train.to(pool), pool], 0)
+        if not bool(torch.isfinite(Phi).all()):
+            raise InvalidInput("features", "finite values", "NaN or inf in the batch-selection features")
+        return cls(train.shape[0], Phi.pow(2).sum(-1), lambda j: Phi @ Phi[j], Phi)
+
+    @classmethod
+    def from_columns(cls, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor]) -> "KernelRows":
+        """A kernel known through its diagonal ``[n]`` and columns ``j -> [n]`` only."""
+        return cls(n_train, diag, column, None)
+
+    # -- sizes and access --------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of rows, labelled and pool."""
+        return self.diag.shape[0]
+
+    @property
+    def n_pool(self) -> int:
+        """Number of candidate rows."""
+        return self.n - self.n_train
+
+    @property
+    def n_features(self) -> int | None:
+        """F for a finite-dimensional kernel, None for one known through columns only."""
+        return None if self.features is None else self.features.shape[-1]
+
+    def column(self, j: int) -> torch.Tensor:
+        """``[n]``: the kernel between every row and row j."""
+        return self._column(j)
+
+    def sq_dists(self, j: int) -> torch.Tensor:
+        """``[n_pool]``: squared feature-space distances from row j to every pool row,
+        ``k(x,x) + k(j,j) − 2 k(x,j)`` (so they need no features)."""
+        p = self.n_train
+        return self.diag[p:] + self.diag[j] - 2 * self.column(j)[p:]
+
+    def require_features(self, method: str) -> torch.Tensor:
+        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``."""
+        if self.features is None:
+            raise Unsupported("this kernel (known only through its columns, e.g. a GP's posterior covariance)",
+                              "finite-dimensional features", method)
+        return self.features
+
+    # -- transforms --------------------------------------------------------------------------------
+    def scaled(self, factor: float | None = None) -> "KernelRows":
+        """The kernel times ``factor²``; by default ``factor² = 1 / mean k(x, x)`` over the
+        labelled rows (over the pool when nothing is labelled): bmdal_reg's ``scale`` transform,
+        which makes a fixed noise σ² mean the same thing for every base kernel."""
+        if factor is None:
+            ref = self.diag[:self.n_train] if self.n_train > 0 else self.diag
+            mean = float(ref.mean()) if ref.numel() else 1.0
+            factor = 1.0 / math.sqrt(mean) if mean > 0 and math.isfinite(mean) else 1.0
+        f2 = float(factor) ** 2
+        if self.features is not None:
+            return KernelRows.from_features(self.features[:self.n_train] * factor, self.features[self.n_train:] * factor)
+        column = self._column
+        return KernelRows.from_columns(self.n_train, self.diag * f2, lambda j: column(j) * f2)
+
+    def posterior(self, sigma: float) -> "KernelRows":
+        """The Gaussian-process posterior kernel given the labelled rows with noise standard
+        deviation ``sigma``: ``k(x,x') − k(x,T)(K_TT + σ²I)⁻¹k(T,x')``.
+
+        In feature space (Φ_T the labelled features, A = Φ_TᵀΦ_T + σ²I = LLᵀ) it is the linear
+        kernel of ``φ(x) ↦ σ L⁻¹ φ(x)``, computed in float64 and returned in the features'
+        dtype. Only finite-dimensional kernels take it: a model's posterior kernel (``gp``)
+        already conditions on the labels.
+        """
+        Phi = self.require_features("the posterior transform")
+        sigma = float(sigma)
+        if not (sigma > 0 and math.isfinite(sigma)):
+            raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
+        T = Phi[:self.n_train].double()
+        A = T.T @ T + sigma ** 2 * torch.eye(Phi.shape[-1], dtype=torch.float64, device=Phi.device)
+        L = torch.linalg.cholesky(A)
+        out = torch.empty_like(Phi)
+        step = rows_per_chunk(16.0 * Phi.shape[-1])
+        for i in range(0, Phi.shape[0], step):
+            block = Phi[i:i + step].double().T
+            out[i:i + step] = (sigma * torch.linalg.solve_triangular(L, block, upper=False)).T.to(Phi.dtype)
+        return KernelRows.from_features(out[:self.n_train], out[self.n_train:])
+
+    def sketched(self, n_features: int, generator: torch.Generator) -> "KernelRows":
+        """The features projected to ``n_features`` by :func:`sketch_matrix` (same kernel in expectation)."""
+        Phi = self.require_features("sketching")
+        P = sketch_matrix(Phi.shape[-1], n_features, generator, Phi.dtype, Phi.device)
+        return KernelRows.from_features(Phi[:self.n_train] @ P, Phi[self.n_train:] @ P)
