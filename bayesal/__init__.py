@@ -18,7 +18,7 @@ from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
 from . import selection
 from .selection import (
-    Selection, StochasticBatch, select, select_continuous, select_greedy, select_stochastic, select_topk,
+    KernelBatch, Selection, StochasticBatch, select, select_continuous, select_greedy, select_stochastic, select_topk,
 )
 from .spaces import Box, Pool
 
@@ -38,5 +38,5 @@ __all__ = [
     "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
     "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
     "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence",
-    "VariationRatios", "StochasticBatch", "select_stochastic",
+    "VariationRatios", "StochasticBatch", "select_stochastic", "KernelBatch",
 ]

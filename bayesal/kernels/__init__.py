@@ -9,6 +9,7 @@ Base kernels (``kernel=``):
   Kirsch 2023, "Black-Box Batch Active Learning for Regression");
 * ``"ll"``: a network's last-layer features; ``"grad"``: its per-example parameter gradients
   (the empirical NTK), sketched to ``n_features`` (default 512) columns;
+* ``"badge"``: a classifier's BADGE gradient embedding (Ash et al. 2020);
 * ``"auto"``: ``"grad"`` for a network that has it, ``"gp"`` for a Gaussian surrogate,
   ``"samples"`` for another sample surrogate.
 
@@ -24,10 +25,10 @@ from ..errors import InvalidInput, Unsupported, UnknownName
 from .base import FeatureMap, InputFeatures, KernelRows, sketch_matrix
 
 __all__ = ["FeatureMap", "InputFeatures", "KernelRows", "sketch_matrix", "KERNELS", "TRANSFORMS",
-           "batch_kernel", "base_kernel"]
+           "batch_kernel", "base_kernel", "resolve_kernel", "AUTO_ORDER"]
 
 #: base-kernel names accepted by :func:`batch_kernel`
-KERNELS = ("auto", "inputs", "gp", "samples", "ll", "grad")
+KERNELS = ("auto", "inputs", "gp", "samples", "ll", "grad", "badge")
 #: transform names accepted by :func:`batch_kernel`
 TRANSFORMS = ("scale", "posterior")
 
@@ -41,21 +42,24 @@ def _standardised(X_train: torch.Tensor, X_pool: torch.Tensor) -> tuple[torch.Te
     return (X_train - mu) / sd, (X_pool - mu) / sd
 
 
-def resolve_kernel(kernel: str, surrogate) -> str:
-    """The base kernel ``"auto"`` stands for with ``surrogate`` (see the module docstring)."""
+#: the base kernels ``"auto"`` tries, in order (the first the surrogate has)
+AUTO_ORDER = ("grad", "gp", "samples")
+
+
+def resolve_kernel(kernel: str, surrogate, order: tuple[str, ...] = AUTO_ORDER) -> str:
+    """The base kernel ``kernel`` stands for with ``surrogate``: itself, or for ``"auto"`` the
+    first of ``order`` the surrogate provides (``"inputs"`` without a surrogate)."""
     if kernel not in KERNELS:
         raise UnknownName("kernel", str(kernel), list(KERNELS))
     if kernel != "auto":
         return kernel
     if surrogate is None:
         return "inputs"
-    if surrogate.posterior_kind == "gaussian":
-        return "gp"
-    try:
-        surrogate.feature_map("grad", n_features=8, seed=0)
-        return "grad"
-    except Unsupported:
-        return "samples"
+    for kind in order:
+        if kind in surrogate.feature_kinds or (kind == "gp" and surrogate.posterior_kind == "gaussian") or \
+                (kind == "samples" and surrogate.posterior_kind == "samples"):
+            return kind
+    raise Unsupported(type(surrogate).__name__, "one of the kernels " + ", ".join(order), "kernel batch selection")
 
 
 def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor,

@@ -140,11 +140,13 @@ class KernelRows:
         p = self.n_train
         return self.diag[p:] + self.diag[j] - 2 * self.column(j)[p:]
 
-    def require_features(self, method: str) -> torch.Tensor:
-        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``."""
+    def require_features(self, method: str, instead: str = "") -> torch.Tensor:
+        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``
+        (and what to use ``instead``)."""
         if self.features is None:
+            hint = f"; {instead}" if instead else "; use a feature kernel (ll, grad, samples, inputs)"
             raise Unsupported("this kernel (known only through its columns, e.g. a GP's posterior covariance)",
-                              "finite-dimensional features", method)
+                              "finite-dimensional features", method + hint)
         return self.features
 
     # -- transforms --------------------------------------------------------------------------------

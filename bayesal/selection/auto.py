@@ -8,6 +8,7 @@ from ..spaces import Box, Pool
 from .base import SELECTORS, Selection, check_arguments
 from .continuous import select_continuous
 from .greedy import select_greedy
+from .kernel_batch import select_kernel_batch
 from .stochastic import StochasticBatch, split_selector
 from .topk import select_topk
 
@@ -48,6 +49,11 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     acquisition, selector = split_selector(acquisition, check_selector(selector))
     check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
     q = check_count(q, "q")
+    if acquisition.selects_batch:
+        if isinstance(selector, StochasticBatch) or selector == "stochastic":
+            raise InvalidInput("selector", f"'auto' for the kernel batch strategy {acquisition.name} (it chooses "
+                               "its batch itself)", repr(selector))
+        return select_kernel_batch(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
     if isinstance(space, Box):
         return select_continuous(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
     if not isinstance(space, Pool):

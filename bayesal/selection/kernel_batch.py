@@ -37,12 +37,17 @@ import math
 
 import torch
 
+from ..acquisition.base import Acquisition
 from ..errors import InvalidInput, UnknownName, Unsupported
-from ..kernels import KernelRows
-from ..validation import check_count
+from ..kernels import AUTO_ORDER, KERNELS, TRANSFORMS, KernelRows, batch_kernel, resolve_kernel
+from ..posteriors import GaussianPosterior, SamplePosterior
+from ..spaces import Box, Pool
+from ..validation import check_count, check_seed, check_X
+from .base import Selection, check_arguments, from_pool
 from .greedy import GreedyConditioning, greedy_batch
 
-__all__ = ["KERNEL_METHODS", "DEFAULT_MODES", "kernel_batch_indices"]
+__all__ = ["KERNEL_METHODS", "DEFAULT_MODES", "KernelBatch", "kernel_batch_indices", "parse_transform",
+           "select_kernel_batch"]
 
 #: the selection methods of :func:`kernel_batch_indices`
 KERNEL_METHODS = ("maxdiag", "maxdet", "maxdist", "kcenter", "kmeanspp", "lcmd", "bait-f", "bait-fb", "fw", "badge")
@@ -192,7 +197,8 @@ def _bait(rows: KernelRows, q: int, tp: bool, sigma: float, overselect: float):
     over the pool (plus the labelled rows in P mode, which then are not conditioned on), the gain
     of row x is φ_t(x)ᵀC_tφ_t(x) / (k_t(x, x) + σ²): the drop of the total posterior variance
     over the pool when x is labelled. One step is a rank-1 update of Φ, C and the gains."""
-    Phi_all = rows.require_features("BAIT").clone()
+    Phi_all = rows.require_features(
+        "BAIT", "on a GP's kernel BAIT is integrated variance over the pool: --strategy integrated-variance").clone()
     p, N = rows.n_train, rows.n_pool
     Phi = Phi_all if tp else Phi_all[p:].clone()
     offset = 0 if tp else p  # row r of Phi is row r + offset of rows
@@ -286,3 +292,142 @@ def _frank_wolfe(rows: KernelRows, q: int, tp: bool):
         taken[j] = True
         add(first + j)
     return _result(chosen, scores)
+
+
+#: the base kernels ``kernel="auto"`` tries, in order, for each method (the first the surrogate has)
+_PREFERRED = {"badge": ("badge",), "kcenter": ("ll", "gp", "samples")}
+#: methods that run on a posterior-transformed kernel by default (Holzmüller et al.'s "-P" configurations)
+_POSTERIOR_BY_DEFAULT = ("maxdiag", "maxdet", "bait-f", "bait-fb", "fw")
+
+
+def parse_transform(transform) -> tuple[tuple[str, ...], str | None]:
+    """``(transforms, mode)`` from ``"scale+posterior+tp"``-style text (or a sequence of names):
+    transform names from :data:`bayesal.kernels.TRANSFORMS`, and ``"tp"`` / ``"p"`` for the mode;
+    ``"none"`` or ``""`` is no transform."""
+    if transform is None:
+        return None, None
+    tokens = transform.replace(",", "+").split("+") if isinstance(transform, str) else list(transform)
+    names, mode = [], None
+    for token in tokens:
+        token = str(token).strip().lower()
+        if token in ("", "none"):
+            continue
+        if token in ("tp", "p"):
+            if mode is not None and mode != token:
+                raise InvalidInput("transform", "at most one of the modes 'tp' and 'p'", repr(transform))
+            mode = token
+        elif token in TRANSFORMS:
+            names.append(token)
+        else:
+            raise UnknownName("transform", token, list(TRANSFORMS) + ["tp", "p", "none"])
+    return tuple(names), mode
+
+
+class KernelBatch(Acquisition):
+    """A kernel batch method as a strategy: ``KernelBatch("lcmd")``, ``--strategy lcmd``.
+
+    The batch is chosen by :func:`kernel_batch_indices` on the kernel
+    :func:`bayesal.kernels.batch_kernel` builds over the labelled points and the candidates
+    (Holzmüller et al. 2023: kernel × transform × selection method).
+
+    Args:
+        method: one of :data:`KERNEL_METHODS`.
+        kernel: base kernel (:data:`bayesal.kernels.KERNELS`); ``"auto"`` takes the network's
+            sketched gradients, else the GP's posterior covariance, else the sample covariance
+            (``badge``: the BADGE gradient embedding; ``kcenter``: the last layer first).
+        transform: ``"scale+posterior+tp"``-style text; by default ``scale+posterior`` (σ = 0.1)
+            for MaxDiag, MaxDet, BAIT and Frank-Wolfe on feature kernels, nothing for the
+            distance methods, and the mode of :data:`DEFAULT_MODES`. The ``gp`` kernel is already
+            a posterior, so it takes no posterior transform, and MaxDet / BAIT use the GP's own
+            noise on it.
+        sigma: noise standard deviation of the posterior transform and of MaxDet / BAIT.
+        n_features: sketch size of the ``grad`` kernel (default 512).
+
+    On a box the batch is chosen among ``n_candidates`` Sobol points of the box. The single-point
+    :meth:`score` (a report's acquisition map, a batch of one by top-k) is the posterior variance.
+    """
+
+    greedy_by_default = True
+    scores_from_marginals = False  # the batch needs the whole kernel, so no Dask sharding
+    selects_batch = True
+
+    def __init__(self, method: str = "lcmd", kernel: str = "auto", transform=None, sigma: float = 0.1,
+                 n_features: int = 512, n_candidates: int = 4096):
+        if method not in KERNEL_METHODS:
+            raise UnknownName("strategy", str(method), list(KERNEL_METHODS))
+        if kernel not in KERNELS:
+            raise UnknownName("kernel", str(kernel), list(KERNELS))
+        self.method, self.kernel = method, kernel
+        self.transforms, self.mode = parse_transform(transform)
+        sigma = float(sigma) if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) else sigma
+        if not isinstance(sigma, float) or not (sigma > 0 and math.isfinite(sigma)):
+            raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
+        self.sigma = sigma
+        self.n_features = check_count(n_features, "n_features")
+        self.n_candidates = check_count(n_candidates, "n_candidates")
+        self.name = method
+        self.needs_posterior = kernel != "inputs"
+
+    def __repr__(self) -> str:
+        return (f"KernelBatch({self.method!r}, kernel={self.kernel!r}, "
+                f"transform={'+'.join(self.transforms) if self.transforms is not None else None!r}, "
+                f"mode={self.mode!r}, sigma={self.sigma})")
+
+    def resolved_kernel(self, surrogate) -> str:
+        """The base kernel this strategy uses with ``surrogate``."""
+        return resolve_kernel(self.kernel, surrogate, _PREFERRED.get(self.method, AUTO_ORDER))
+
+    def score(self, posterior, generator=None) -> torch.Tensor:
+        if isinstance(posterior, (GaussianPosterior, SamplePosterior)):
+            return posterior.variance.sum(-1)
+        raise Unsupported(type(self).__name__, "a Gaussian or sample posterior", "single-point scores")
+
+    def select_batch(self, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor, q: int,
+                     seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        seed = check_seed(seed)
+        kernel = self.resolved_kernel(surrogate)
+        transforms = self.transforms
+        if transforms is None:
+            transforms = ("scale", "posterior") if self.method in _POSTERIOR_BY_DEFAULT and kernel != "gp" else ()
+        if kernel == "gp" and "posterior" in transforms:
+            raise InvalidInput("transform", "no 'posterior' transform on the 'gp' kernel (it is the GP's posterior "
+                               "covariance already)", "+".join(transforms))
+        gen = torch.Generator()
+        gen.manual_seed(seed if seed is not None else int(torch.randint(2**31, (1,))))
+        sketch_seed = int(torch.randint(2**31, (1,), generator=gen))
+        if X_train.shape[0] == 0:
+            transforms = tuple(t for t in transforms if t != "posterior")  # nothing to condition on
+        rows = batch_kernel(kernel, surrogate, X_train, X_pool, transforms=transforms, sigma=self.sigma,
+                            n_features=self.n_features, seed=sketch_seed)
+        sigma = self.sigma
+        if kernel == "gp" and surrogate.noise_variance is not None:
+            sigma = float(surrogate.noise_variance.sum()) ** 0.5
+        return kernel_batch_indices(rows, q, self.method, mode=self.mode, generator=gen, sigma=sigma)
+
+
+def select_kernel_batch(surrogate, acquisition: Acquisition, space, q: int, seed: int | None = None,
+                        X_observed: torch.Tensor | None = None) -> Selection:
+    """The batch of a strategy that selects it itself (``acquisition.selects_batch``).
+
+    On a pool: among its unlabelled rows, with its labelled rows as the labelled points. On a box:
+    among ``acquisition.n_candidates`` scrambled Sobol points of the box (seeded by ``seed``),
+    with ``X_observed: [n, d]`` as the labelled points.
+    """
+    check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
+    q = check_count(q, "q")
+    seed = check_seed(seed)
+    if isinstance(space, Pool):
+        space.check_batch_size(q)
+        idx = space.available
+        X_pool, X_train = space.X[idx], space.X[space.labelled]
+    else:
+        n = max(acquisition.n_candidates, 4 * q)
+        X_pool = space.sample(n, seed=seed)
+        X_train = (X_pool[:0] if X_observed is None
+                   else check_X(X_observed, "X_observed", dim=space.dim).to(X_pool))
+    chosen, scores = acquisition.select_batch(surrogate, X_train, X_pool, q, seed=seed)
+    chosen = chosen.to("cpu", torch.long)
+    if isinstance(space, Pool):
+        return from_pool(space, idx.cpu()[chosen], scores)
+    return Selection(X_pool[chosen.to(X_pool.device)], None, scores.to("cpu", torch.float64))
+
