@@ -142,7 +142,8 @@ def test_learner_tell_ask_is_finite_or_rejected(data, y_scale, q, seed, on_pool)
 
 
 # -- selection -----------------------------------------------------------------------------------
-ACQUISITIONS = [b.MaxVariance(), b.BALD(), b.JointInformation(), b.Random(), b.EVGP()]
+ACQUISITIONS = [b.MaxVariance(), b.BALD(), b.JointInformation(), b.Random(), b.EVGP(), b.KernelBatch("lcmd"),
+                b.KernelBatch("maxdet"), b.KernelBatch("kmeanspp", kernel="inputs")]
 
 
 @given(surrogate=st.one_of(st.just("gp"), st.none(), st.just("fitted")),

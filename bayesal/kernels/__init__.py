@@ -63,8 +63,10 @@ def resolve_kernel(kernel: str, surrogate, order: tuple[str, ...] = AUTO_ORDER) 
 
 
 def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor,
-                n_features: int | None = None, seed: int | None = None) -> KernelRows:
-    """The base kernel named ``kernel`` over ``[X_train; X_pool]`` (``[n_train, d]``, ``[n_pool, d]``)."""
+                n_features: int | None = None, seed: int | None = None,
+                storage: torch.dtype | None = None) -> KernelRows:
+    """The base kernel named ``kernel`` over ``[X_train; X_pool]`` (``[n_train, d]``, ``[n_pool, d]``);
+    ``storage`` keeps a network's features compact (:meth:`KernelRows.from_feature_map`)."""
     kernel = resolve_kernel(kernel, surrogate)
     if kernel == "inputs":
         T, P = _standardised(X_train, X_pool)
@@ -89,18 +91,17 @@ def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Ten
         Phi = dev.permute(1, 0, 2).reshape(X.shape[0], -1)
         return KernelRows.from_features(Phi[:X_train.shape[0]], Phi[X_train.shape[0]:])
     fmap = surrogate.feature_map(kernel, n_features=n_features, seed=seed)
-    Phi = fmap(X)
-    return KernelRows.from_features(Phi[:X_train.shape[0]], Phi[X_train.shape[0]:])
+    return KernelRows.from_feature_map(fmap, X_train, X_pool, storage=storage)
 
 
 def batch_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor,
                  transforms: tuple[str, ...] = (), sigma: float = 0.1, n_features: int | None = None,
-                 seed: int | None = None) -> KernelRows:
+                 seed: int | None = None, storage: torch.dtype | None = None) -> KernelRows:
     """The base kernel ``kernel`` with ``transforms`` applied (names from :data:`TRANSFORMS`)."""
     for t in transforms:
         if t not in TRANSFORMS:
             raise UnknownName("transform", str(t), list(TRANSFORMS))
-    rows = base_kernel(kernel, surrogate, X_train, X_pool, n_features=n_features, seed=seed)
+    rows = base_kernel(kernel, surrogate, X_train, X_pool, n_features=n_features, seed=seed, storage=storage)
     if "scale" in transforms:
         rows = rows.scaled()
     if "posterior" in transforms:

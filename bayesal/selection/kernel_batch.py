@@ -41,6 +41,7 @@ from ..acquisition.base import Acquisition
 from ..errors import InvalidInput, UnknownName, Unsupported
 from ..kernels import AUTO_ORDER, KERNELS, TRANSFORMS, KernelRows, batch_kernel, resolve_kernel
 from ..posteriors import GaussianPosterior, SamplePosterior
+from ..settings import rows_per_chunk
 from ..spaces import Box, Pool
 from ..validation import check_count, check_seed, check_X
 from .base import Selection, check_arguments, from_pool
@@ -150,9 +151,22 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
         closest[closer] = n_centres
         min_sq[closer] = d[closer]
 
-    if tp:
-        for j in range(p):
-            add(j)
+    if tp and p > 0:
+        # the labelled rows as centres 1..p at once: one blocked product instead of p columns
+        # (ties go to the first labelled row, as when they are added one by one)
+        P_feat = rows.features
+        if P_feat is None:
+            for j in range(p):
+                add(j)
+        else:
+            step = max(1, rows_per_chunk(8.0 * p))
+            T_feat, dT = P_feat[:p], rows.diag[:p]
+            for i in range(0, N, step):
+                D = rows.diag[p + i:p + i + step, None] + dT[None, :] - 2 * (P_feat[p + i:p + i + step] @ T_feat.T)
+                d, owner = D.min(1)
+                min_sq[i:i + step] = d
+                closest[i:i + step] = owner + 1
+            n_centres = p
     chosen, scores = [], []
     for _ in range(q):
         if n_centres == 0:
@@ -160,7 +174,7 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
                 j = int(torch.randint(N, (1,), generator=generator, device="cpu"))
             else:  # the largest-norm row (bmdal_reg's and BADGE's first centre)
                 j = int(torch.argmax(rows.diag[p:]))
-            score = math.inf
+            score = float(rows.diag[p + j])  # no centre yet: its squared distance from the origin
         elif rule == "sample":
             w = min_sq.clamp_min(0.0).masked_fill(taken, 0.0)
             if not bool(w.sum() > 0):
@@ -210,19 +224,23 @@ def _bait(rows: KernelRows, q: int, tp: bool, sigma: float, overselect: float):
     s2 = sigma ** 2
 
     def condition(r: int, sign: float) -> None:
-        nonlocal C, num, diag
-        entry = diag[r] + s2 if sign < 0 else (s2 - diag[r]).clamp_min(1e-15)
-        root = entry.sqrt()
+        # sign −1 labels row r (forward step), +1 takes it back (backward step). In-place rank-1
+        # updates (addr_) and one product for both projections keep a step at about three passes
+        # over Φ, with no [n, F] temporary.
+        nonlocal num, diag
+        entry = float(diag[r] + s2) if sign < 0 else max(float(s2 - diag[r]), 1e-15)
+        root = math.sqrt(entry)
         beta = 1.0 / (root * (root + sigma))
         phi = Phi[r].clone()
-        dots = Phi @ phi
         cphi = C @ phi
-        phi_c_phi = num[r].clone()
+        both = Phi @ torch.stack([phi, cphi], 1)  # [n, 2]: Φφ and ΦCφ
+        dots, phi_c = both[:, 0], both[:, 1]
+        phi_c_phi = float(num[r])
         mult = 1.0 / entry
-        num += sign * 2 * mult * (Phi @ cphi) * dots + mult ** 2 * phi_c_phi * dots ** 2
-        outer = torch.outer(cphi, phi)
-        C += sign * beta * (outer + outer.T) + beta ** 2 * phi_c_phi * torch.outer(phi, phi)
-        Phi.add_(sign * beta * torch.outer(dots, phi))
+        num += sign * 2 * mult * phi_c * dots + mult ** 2 * phi_c_phi * dots ** 2
+        C.addr_(cphi, phi, alpha=sign * beta).addr_(phi, cphi, alpha=sign * beta)
+        C.addr_(phi, phi, alpha=beta ** 2 * phi_c_phi)
+        Phi.addr_(dots, phi, alpha=sign * beta)
         diag += sign * dots ** 2 / entry
 
     if tp:
