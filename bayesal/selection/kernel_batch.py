@@ -154,18 +154,18 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
     if tp and p > 0:
         # the labelled rows as centres 1..p at once: one blocked product instead of p columns
         # (ties go to the first labelled row, as when they are added one by one)
-        P_feat = rows.features
-        if P_feat is None:
+        if not rows.has_blocks:
             for j in range(p):
                 add(j)
         else:
             step = max(1, rows_per_chunk(8.0 * p))
-            T_feat, dT = P_feat[:p], rows.diag[:p]
+            train, dT = torch.arange(p, device=device), rows.diag[:p]
             for i in range(0, N, step):
-                D = rows.diag[p + i:p + i + step, None] + dT[None, :] - 2 * (P_feat[p + i:p + i + step] @ T_feat.T)
+                k = min(i + step, N)
+                D = rows.diag[p + i:p + k, None] + dT[None, :] - 2 * rows.block(p + i, p + k, train)
                 d, owner = D.min(1)
-                min_sq[i:i + step] = d
-                closest[i:i + step] = owner + 1
+                min_sq[i:k] = d
+                closest[i:k] = owner + 1
             n_centres = p
     chosen, scores = [], []
     for _ in range(q):
