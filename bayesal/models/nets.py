@@ -1039,7 +1039,7 @@ class MLPRegressor(Surrogate):
         X = self._check_points(X)
         with torch.no_grad():
             W = torch.cat([self._whitened(X[s:s + 65536]) for s in range(0, X.shape[0], 65536)], -1)
-        return lambda j: W[:, :, j] @ W
+        return lambda j: torch.einsum("mf,mfn->mn", W[:, :, j], W)
 
     def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``
