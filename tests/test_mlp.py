@@ -59,6 +59,22 @@ def test_small_network_learns_and_is_seeded():
     assert len(model.history) == 120 and "holdout_rmse" in model.history[0]
 
 
+def test_training_schedule_and_best_epoch_are_bmdal_regs():
+    """Adam's learning rate decays linearly to zero over all steps (the rate of each epoch's last
+    step is recorded), and the kept network is the
+    epoch with the lowest held-out RMSE (the held-out rows: the first 10 % of the seeded permutation)."""
+    model = _small()
+    lrs = [r["lr"] for r in model.history]
+    n_batches = (300 - 30) // 256
+    steps = 120 * n_batches
+    assert lrs == pytest.approx([0.375 * (1 - ((e + 1) * n_batches - 1) / steps) for e in range(120)], abs=1e-12)
+    X, y = _data()
+    hold = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:30]
+    z = (y[hold] - model.y_mean) / model.y_std
+    rmse = float(((model.predict(X[hold])[:, 0] - model.y_mean) / model.y_std - z).pow(2).mean().sqrt())
+    assert rmse == pytest.approx(min(r["holdout_rmse"] for r in model.history), rel=1e-4)
+
+
 @pytest.mark.parametrize("kernel", ["ll", "grad"])
 def test_posterior_variance_small_at_data_large_far_away_finite_everywhere(kernel):
     model = _small(kernel)

@@ -927,7 +927,7 @@ class MLPRegressor(Surrogate):
                 optim.step()
                 step += 1
                 total += float(loss.detach())
-            record = {"epoch": epoch, "train_loss": total / max(n_batches, 1)}
+            record = {"epoch": epoch, "train_loss": total / max(n_batches, 1), "lr": optim.param_groups[0]["lr"]}
             if hold.numel():
                 net.eval()
                 with torch.no_grad():
