@@ -201,3 +201,18 @@ def test_bad_input_is_refused():
         model.fit(X, y[:-1])
     with pytest.raises(UnknownName):
         model.feature_map("badge-typo")
+
+
+def test_degenerate_data_keep_positive_finite_variances():
+    """One label, constant labels, inputs of 1e200: the evidence's optimum is at s² = 0 or σ² = 0
+    for the first two, so the floors keep the posterior usable (positive, finite)."""
+    X, y = _data(20)
+    cases = [(X[:1], y[:1]), (X, torch.full((20,), 3.0, dtype=torch.float64)), (X * 1e200, y)]
+    for Xc, yc in cases:
+        model = MLPRegressor(hidden=(16, 16), epochs=5, seed=0).fit(Xc, yc)
+        post = model.posterior(Xc[:3])
+        assert bool(torch.isfinite(post.mean).all()) and bool(torch.isfinite(post.variance).all())
+        assert float(post.variance.min()) > 1e-12 and float(model.noise_variance.min()) > 0
+    # the scaling is done in float64: inputs of 1e200 give the network of inputs of 1
+    small = MLPRegressor(hidden=(16, 16), epochs=5, seed=0).fit(X, y)
+    assert torch.allclose(model.predict(X * 1e200), small.predict(X), atol=1e-4)

@@ -141,6 +141,7 @@ class NetworkFunction:
 
     @property
     def num_parameters(self) -> int:
+        """P, the number of trainable parameters (the width of the exact gradient features)."""
         return sum(self.params[k].numel() for k in self.param_names)
 
     def linear_layers(self) -> list[tuple[str, nn.Module]]:

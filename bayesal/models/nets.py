@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from numbers import Integral
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -805,8 +806,8 @@ class MLPRegressor(Surrogate):
         from ..errors import UnknownName
         from ..validation import MAX_USER_SEED, check_seed
 
-        if isinstance(hidden, (int, str)) or not all(isinstance(h, (int,)) and not isinstance(h, bool) and h > 0
-                                                      for h in hidden):
+        if isinstance(hidden, (Integral, str)) or not all(isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+                                                          for h in hidden):
             raise InvalidInput("hidden", "a sequence of positive layer widths", repr(hidden))
         if activation not in ACTIVATIONS:
             raise UnknownName("activation", str(activation), list(ACTIVATIONS))
@@ -850,7 +851,8 @@ class MLPRegressor(Surrogate):
 
     def _transform(self, X: torch.Tensor) -> torch.Tensor:
         """Preprocessed inputs ``[n, d]``: shifted, scaled and soft-clipped (:func:`soft_clip`)."""
-        return soft_clip((X.to(self._device, self.dtype) - self._shift) / self._scale)
+        U = (X.to(self._device, torch.float64) - self._shift) / self._scale
+        return soft_clip(U.nan_to_num(0.0, 1e300, -1e300)).to(self.dtype)
 
     def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
         if not self._fitted:
@@ -871,14 +873,18 @@ class MLPRegressor(Surrogate):
         m = y.shape[-1]
         device = self.device or X.device
         self._device, self._dim, self.num_outputs = device, d, m
+        # the input scaling is computed and applied in float64: soft clipping then bounds every
+        # input, so a float32 network takes inputs of any finite magnitude
         if bounds is not None:
-            b = check_bounds(bounds, d, "bounds", like=X).to(device, self.dtype)
+            b = check_bounds(bounds, d, "bounds", like=X).to(device, torch.float64)
             span = torch.where(b[1] > b[0], b[1] - b[0], torch.ones_like(b[0]))
-            self._shift, self._scale = (b[0] + b[1]) / 2, span / 2
+            self._shift, self._scale = b[0] / 2 + b[1] / 2, span / 2
         else:
-            Xd = X.to(device, self.dtype)
-            sd = Xd.std(0) if n > 1 else torch.ones(d, dtype=self.dtype, device=device)
-            self._shift, self._scale = Xd.mean(0), torch.where(sd > 0, sd, torch.ones_like(sd))
+            Xd = X.to(device, torch.float64)
+            peak = Xd.abs().max().clamp_min(1e-300)  # std of X / peak cannot overflow
+            sd = (Xd / peak).std(0) * peak if n > 1 else torch.ones(d, dtype=torch.float64, device=device)
+            self._shift = (Xd / peak).mean(0) * peak
+            self._scale = torch.where((sd > 0) & torch.isfinite(sd), sd, torch.ones_like(sd))
         yd = y.to(device, torch.float64)
         self.y_mean = yd.mean(0)
         std = yd.std(0) if n > 1 else torch.ones(m, dtype=torch.float64, device=device)
@@ -970,6 +976,12 @@ class MLPRegressor(Surrogate):
             resid = (T.pow(2).sum(0) - z.pow(2).sum(0)).clamp_min(0.0)
         s2, sigma2 = evidence_fit(evals.cpu(), z.pow(2).cpu(), resid.cpu(), n)
         s2, sigma2 = s2.to(Phi), sigma2.to(Phi)
+        # floors for degenerate evidence (constant labels, one or two points), where its maximum
+        # is at s² = 0 or σ² = 0 and every variance would vanish: a prior standard deviation of
+        # f of at least 1 % of y's spread at the training points, a noise of at least 0.1 %
+        mean_k = float(Phi.pow(2).sum(-1).mean().clamp_min(1e-300))
+        s2 = s2.clamp_min(1e-4 / mean_k)
+        sigma2 = sigma2.clamp_min(1e-6)
         lam = sigma2 / s2  # [m]
         A = Phi.T @ Phi
         eye = torch.eye(Fd, dtype=torch.float64, device=Phi.device)
