@@ -127,7 +127,9 @@ def test_generic_path_equals_brute_force_gradients():
 
 def test_structured_path_equals_brute_force_kernel():
     torch.manual_seed(6)
-    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), NTKLinear(6, 3, 0.5, 1.0), nn.Tanh(), nn.Linear(3, 1)).double()
+    # an in-place activation after a layer must not change that layer's recorded output
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(inplace=True), NTKLinear(6, 3, 0.5, 1.0), nn.Tanh(),
+                        nn.Linear(3, 2)).double()
     X = torch.randn(6, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     fn = NetworkFunction(net)
     assert fn.structured()

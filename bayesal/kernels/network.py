@@ -44,7 +44,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-from ..errors import InvalidInput, Unsupported
+from ..errors import InvalidInput, UnknownName, Unsupported
 from .base import FeatureMap
 
 __all__ = ["NTKLinear", "NetworkFunction", "LastLayerFeatures", "GradientFeatures", "BadgeFeatures",
@@ -192,7 +192,9 @@ def _layer_factors(net: NetworkFunction, X: torch.Tensor, layers: list[str],
                 # the last layer alone: cut the graph here, so the backward pass is one layer long
                 output = output.detach().requires_grad_(True)
             record[name] = (inputs[0].detach(), output)
-            return output
+            # the network continues on a copy, so an in-place operation after the layer (ReLU with
+            # inplace=True) cannot change the recorded output and so its sensitivity
+            return output.clone()
         return fn
 
     handles = [modules[n].register_forward_hook(hook(n)) for n in layers]
@@ -427,8 +429,6 @@ def network_feature_map(net: NetworkFunction, kind: str, n_features: int | None 
     and ``"badge"`` are exact unless ``n_features`` asks for a sketch. ``"badge"`` needs a
     classifier (``task="classification"``).
     """
-    from ..errors import UnknownName
-
     if kind not in NETWORK_KINDS:
         raise UnknownName("kernel", str(kind), list(NETWORK_KINDS))
     n_features = _check_sketch(n_features)
