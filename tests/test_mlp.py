@@ -216,3 +216,47 @@ def test_degenerate_data_keep_positive_finite_variances():
     # the scaling is done in float64: inputs of 1e200 give the network of inputs of 1
     small = MLPRegressor(hidden=(16, 16), epochs=5, seed=0).fit(X, y)
     assert torch.allclose(model.predict(X * 1e200), small.predict(X), atol=1e-4)
+
+
+def test_training_equals_bmdal_regs_fit_model(monkeypatch):
+    """Same initial network, same mini-batch permutations: our training loop and bmdal_reg's
+    ``fit_model`` (Adam, linear learning-rate decay, MSE, last partial batch dropped) end at the
+    same network (float64, no validation set)."""
+    import numpy as np
+
+    np.Inf = np.inf  # bmdal_reg still uses the alias NumPy 2 removed
+    pytest.importorskip("bmdal_reg")
+    import bmdal_reg.data as bdata
+    from bmdal_reg.models import create_tabular_model
+    from bmdal_reg.train import fit_model
+
+    X, y = _data(70, seed=6)
+    epochs, bs = 12, 16
+    model = MLPRegressor(hidden=(8, 8), epochs=epochs, batch_size=bs, holdout=0.0, dtype=torch.float64,
+                         seed=3).fit(X, y)
+    # replay the seeded generator: the split, the initialisation, then one permutation per epoch
+    gen = torch.Generator().manual_seed(3)
+    split = torch.randperm(70, generator=gen)
+    init = model._build(2, 1, gen).double()
+    perms = iter([torch.randperm(70, generator=gen) for _ in range(epochs)])
+    monkeypatch.setattr(bdata, "batch_randperm", lambda n_batch, n, device="cpu": next(perms).unsqueeze(0))
+    theirs = create_tabular_model(1, 2, hidden_sizes=[8, 8], act="relu", weight_gain=0.2, bias_gain=0.2).double()
+    with torch.no_grad():
+        mine = [m for m in init if hasattr(m, "weight")]
+        for layer, src in zip([m for m in theirs.layers if hasattr(m, "weight")], mine):
+            layer.weight.copy_(src.weight.T.unsqueeze(0))
+            layer.bias.copy_(src.bias.unsqueeze(0))
+    U = model._transform(X)
+    T = ((y - model.y_mean) / model.y_std).unsqueeze(-1)
+    with torch.no_grad():
+        assert torch.allclose(theirs(U.unsqueeze(0))[0], init(U))  # the same starting network
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # fit_model prints a dot per epoch
+        fit_model(theirs, bdata.DictDataset({"X": U, "y": T}), 1, split, None, n_epochs=epochs, batch_size=bs,
+                  lr=0.375)
+    with torch.no_grad():
+        ours, ref = model.net(U), theirs(U.unsqueeze(0))[0]
+    assert not torch.allclose(ref, init(U).detach(), atol=1e-3)  # it did train
+    assert torch.allclose(ours, ref, rtol=1e-7, atol=1e-9), (ours - ref).abs().max()
