@@ -183,7 +183,7 @@ def test_generic_path_uses_product_sketch_for_big_tensors(monkeypatch):
     (checked loosely here over 200 seeds) and no [P, F] matrix is made."""
     import bayesal.kernels.network as network
 
-    monkeypatch.setattr(network, "_DENSE_SKETCH_MAX", 8)
+    monkeypatch.setattr(network, "DENSE_SKETCH_MAX", 8)
     torch.manual_seed(10)
     net = nn.Sequential(nn.Linear(3, 6), nn.LayerNorm(6), nn.Tanh(), nn.Linear(6, 1)).double()
     X = torch.randn(3, 3, generator=torch.Generator().manual_seed(11), dtype=torch.float64)

@@ -48,15 +48,16 @@ from ..errors import InvalidInput, UnknownName, Unsupported
 from .base import FeatureMap
 
 __all__ = ["NTKLinear", "NetworkFunction", "LastLayerFeatures", "GradientFeatures", "BadgeFeatures",
-           "network_feature_map", "ensemble_feature_map", "ConcatFeatures", "PreprocessedFeatures", "frozen_copy", "NETWORK_KINDS",
-           "MAX_EXACT_PARAMETERS"]
+           "network_feature_map", "ensemble_feature_map", "ConcatFeatures", "PreprocessedFeatures", "frozen_copy",
+           "NETWORK_KINDS", "MAX_EXACT_PARAMETERS", "DENSE_SKETCH_MAX"]
 
 #: feature-map kinds a network provides
 NETWORK_KINDS = ("ll", "grad", "badge")
 #: unsketched gradient features beyond this many parameters are refused (``[N, P]`` features)
 MAX_EXACT_PARAMETERS = 1 << 16
-#: parameter tensors up to this size are sketched by one dense Gaussian ``[numel, F]``
-_DENSE_SKETCH_MAX = 4096
+#: parameter tensors up to this size (or 1-D) are sketched by one dense Gaussian ``[numel, F]``, larger
+#: ones by the two-factor product sketch
+DENSE_SKETCH_MAX = 4096
 
 
 class NTKLinear(nn.Module):
@@ -320,7 +321,7 @@ class _GenericGradientFeatures(FeatureMap):
     def _projection(self, k: int, name: str, shape: torch.Size, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if name not in self._proj:
             Fs, numel = self.n_features, int(np.prod(shape)) if len(shape) else 1
-            if numel <= _DENSE_SKETCH_MAX or len(shape) < 2:
+            if numel <= DENSE_SKETCH_MAX or len(shape) < 2:
                 self._proj[name] = (_gaussian(numel, Fs, _sub_seed(self.seed, 1000 + k, 0), like.dtype, like.device),)
             else:
                 rest = numel // shape[0]
