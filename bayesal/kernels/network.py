@@ -23,8 +23,10 @@ sensitivity ``g = ∂f/∂z``, so one forward and one backward pass of a block o
 layer's factors, and the ``[N, P]`` Jacobian is never formed. Sketching keeps the product form:
 with independent Gaussian matrices ``P: [in+1, F]`` and ``Q: [out, F]`` (entries N(0, 1/F)), the
 features ``√F · (aP) ⊙ (gQ)`` have ``E[φ(x)ᵀφ(x')] = (aᵀa')(gᵀg')``, the layer's exact kernel
-(a tensor sketch; Pham & Pagh 2013), and the layers' sketches are summed (independent, so
-their cross terms vanish in expectation). Memory per block is ``O(rows · (width + F))``.
+(an elementwise product of independent Gaussian sketches, as bmdal_reg sketches product
+kernels; cf. Pham & Pagh 2013, "Fast and Scalable Polynomial Kernels via Explicit Feature
+Maps", whose TensorSketch uses count sketches instead), and the layers' sketches are summed
+(independent, so their cross terms vanish in expectation). Memory per block is ``O(rows · (width + F))``.
 
 **Other layers** take a generic ``torch.func`` path (``vmap`` of ``grad`` over the rows of a
 block): per-example gradients of each parameter tensor, sketched by a dense Gaussian for small
