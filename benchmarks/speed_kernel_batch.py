@@ -33,6 +33,9 @@ from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak,
 
 F, Q, N_TRAIN, SIGMA = 512, 256, 256, 0.1
 METHODS = {"lcmd-tp": ("lcmd", "lcmd", True, []), "bait-f-p": ("bait", "bait-f", False, [("train", [SIGMA, None])])}
+#: BAIT runs in float64 on both sides: ours always does, and bmdal_reg's own BAIT configurations
+#: set allow_float64 (in float32 the two part after ~120 rows, both losing the gains to rounding)
+DTYPES = {"lcmd-tp": torch.float32, "bait-f-p": torch.float64}
 
 
 def have_bmdal() -> bool:
@@ -73,7 +76,7 @@ def selection_features(n_pool: int, device: str, method: str):
     if METHODS[method][3]:
         rows = KernelRows.from_features(T, P).scaled().posterior(SIGMA)
         T, P = rows.features[:rows.n_train], rows.features[rows.n_train:]
-    return T, P
+    return T.to(DTYPES[method]), P.to(DTYPES[method])
 
 
 def ours_select(T, P, method):
@@ -97,7 +100,7 @@ def peer_select(T, P, method, models=None, base_kernel="linear", extra_transform
         idx, _ = select_batch(batch_size=Q, models=models or [torch.nn.Identity()], data=data, y_train=None,
                               base_kernel=base_kernel, kernel_transforms=transforms,
                               selection_method=name, sel_with_train=tp, bait_sigma=SIGMA, maxdet_sigma=SIGMA,
-                              verbosity=0)
+                              allow_float64=DTYPES[method] == torch.float64, verbosity=0)
     return idx.tolist()
 
 
@@ -106,14 +109,14 @@ class _NetSurrogate:
     map the network gives (bayesal's MLPRegressor provides the same through ``feature_map``)."""
 
     def __init__(self, net):
-        from bayesal.kernels.network import GradientFeatures
+        from bayesal.kernels.network import NetworkFunction, network_feature_map
 
-        self.net, self.GradientFeatures = net, GradientFeatures
+        self.net, self.make = NetworkFunction(net), network_feature_map
         self.feature_kinds = ("grad",)
         self.posterior_kind = "gaussian"
 
     def feature_map(self, kind, n_features=None, seed=None):
-        return self.GradientFeatures(self.net, n_features=n_features, seed=seed)
+        return self.make(self.net, kind, n_features, seed, "regression", "benchmark MLP")
 
 
 def ours_grad(net, X_train, X_pool, method):
@@ -202,8 +205,8 @@ def main():
         case = f"select/{method}@{n_pool}"
         m_ours = child_peak_mb(__file__, case, "ours", extra)
         m_peer = child_peak_mb(__file__, case, "peer", extra) if peer_ok else None
-        _emit(f"{method}: same features", f"N={n_pool},n_train={N_TRAIN},F={F},q={Q},float32,{args.device},"
-              f"threads={args.threads}", t_ours, t_peer, m_ours, m_peer, peer_name,
+        _emit(f"{method}: same features", f"N={n_pool},n_train={N_TRAIN},F={F},q={Q},{str(DTYPES[method])[6:]},"
+              f"{args.device},threads={args.threads}", t_ours, t_peer, m_ours, m_peer, peer_name,
               (a == b) if peer_ok else None, "agree = same indices given the same features (BAIT: the scale + "
               "posterior transform applied once beforehand, the same float32 features to both); " + mem_note)
     for method in METHODS:
@@ -220,7 +223,7 @@ def main():
         m_ours = child_peak_mb(__file__, case, "ours", extra)
         m_peer = child_peak_mb(__file__, case, "peer", extra) if peer_ok else None
         _emit(f"{method}: sketched gradients of a width-512 MLP", f"N={n_pool},n_train={N_TRAIN},F={F},q={Q},"
-              f"d=8,3x512 SiLU,float32,{args.device},threads={args.threads}", t_ours, t_peer, m_ours, m_peer,
+              f"d=8,3x512 SiLU,{str(DTYPES[method])[6:]} selection,{args.device},threads={args.threads}", t_ours, t_peer, m_ours, m_peer,
               peer_name, None, "agree = null: independent random sketches (see the select rows); " + mem_note)
     if "stream" in cases:
         n = 100_000 if args.quick else 1_000_000

@@ -82,6 +82,9 @@ def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Ten
         diag = post.variance.sum(-1)
         return KernelRows.from_columns(X_train.shape[0], diag, lambda j: columns(j).sum(0).to(diag))
     if kernel == "samples":
+        if surrogate.posterior_kind != "samples":
+            raise Unsupported(type(surrogate).__name__, "a sample posterior (MC dropout, ensembles)",
+                              "the 'samples' kernel")
         post = surrogate.posterior(X)
         draws = post.samples  # [K, n, m]
         K = draws.shape[0]

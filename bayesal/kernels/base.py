@@ -94,9 +94,10 @@ class KernelRows:
         self.n_train = int(n_train)
         self.diag = diag
         self._column = column
-        self.features = features
-        if block is None and features is not None:
-            block = lambda i, k, cols: features[i:k] @ features[cols].T  # noqa: E731
+        self._parts = features if isinstance(features, tuple) else None
+        self._features = None if isinstance(features, tuple) else features
+        if block is None and self._features is not None:
+            block = lambda i, k, cols: self._features[i:k] @ self._features[cols].T  # noqa: E731
         self._block = block
         if self.n_train < 0 or self.n_train > diag.shape[0]:
             raise InvalidInput("n_train", f"between 0 and {diag.shape[0]}", str(n_train))
@@ -108,10 +109,27 @@ class KernelRows:
         if train.shape[-1] != pool.shape[-1]:
             raise InvalidInput("features", f"{pool.shape[-1]} columns for the labelled rows as for the pool",
                                f"{train.shape[-1]}")
-        Phi = torch.cat([train.to(pool), pool], 0)
-        if not bool(torch.isfinite(Phi).all()):
-            raise InvalidInput("features", "finite values", "NaN or inf in the batch-selection features")
-        return cls(train.shape[0], Phi.pow(2).sum(-1), lambda j: Phi @ Phi[j], Phi)
+        train = train.to(pool)
+        p = train.shape[0]
+        # no [n, F] copy or temporary: the two blocks stay apart (``features`` joins them on demand)
+        diag = torch.cat([torch.linalg.vector_norm(train, dim=-1), torch.linalg.vector_norm(pool, dim=-1)]).pow(2)
+        if not bool(torch.isfinite(diag).all()):  # a NaN or inf feature makes its row's norm one
+            raise InvalidInput("features", "finite values", "NaN or inf (or values above 1e19) in the "
+                               "batch-selection features")
+
+        def row(j: int) -> torch.Tensor:
+            return train[j] if j < p else pool[j - p]
+
+        def column(j: int) -> torch.Tensor:
+            phi = row(j)
+            return torch.cat([train @ phi, pool @ phi]) if p else pool @ phi
+
+        def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
+            B = torch.stack([row(int(j)) for j in cols]) if len(cols) else pool[:0]
+            parts = ([train[i:min(k, p)] @ B.T] if i < p else []) + ([pool[max(i - p, 0):k - p] @ B.T] if k > p else [])
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+        return cls(p, diag, column, (train, pool), block)
 
     @classmethod
     def from_feature_map(cls, feature_map: FeatureMap, X_train: torch.Tensor, X_pool: torch.Tensor,
@@ -179,9 +197,32 @@ class KernelRows:
         return self.n - self.n_train
 
     @property
+    def features(self) -> torch.Tensor | None:
+        """``[n, F]`` for a finite-dimensional kernel (labelled rows first), None for one known
+        through columns only; joined from the labelled and pool blocks on first use."""
+        if self._features is None and self._parts is not None:
+            train, pool = self._parts
+            self._features = torch.cat([train, pool]) if train.shape[0] else pool
+            self._parts = None
+        return self._features
+
+    @property
+    def has_features(self) -> bool:
+        return self._features is not None or self._parts is not None
+
+    def feature_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(labelled [n_train, F], pool [n_pool, F])`` features, without joining them."""
+        if self._parts is not None:
+            return self._parts
+        Phi = self.require_features("feature blocks")
+        return Phi[:self.n_train], Phi[self.n_train:]
+
+    @property
     def n_features(self) -> int | None:
         """F for a finite-dimensional kernel, None for one known through columns only."""
-        return None if self.features is None else self.features.shape[-1]
+        if not self.has_features:
+            return None
+        return self.feature_blocks()[1].shape[-1]
 
     def column(self, j: int) -> torch.Tensor:
         """``[n]``: the kernel between every row and row j."""
@@ -208,7 +249,7 @@ class KernelRows:
     def require_features(self, method: str, instead: str = "") -> torch.Tensor:
         """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``
         (and what to use ``instead``)."""
-        if self.features is None:
+        if not self.has_features:
             hint = f"; {instead}" if instead else "; use a feature kernel (ll, grad, samples, inputs)"
             raise Unsupported("this kernel (known only through its columns, e.g. a GP's posterior covariance)",
                               "finite-dimensional features", method + hint)
@@ -224,8 +265,9 @@ class KernelRows:
             mean = float(ref.mean()) if ref.numel() else 1.0
             factor = 1.0 / math.sqrt(mean) if mean > 0 and math.isfinite(mean) else 1.0
         f2 = float(factor) ** 2
-        if self.features is not None:
-            return KernelRows.from_features(self.features[:self.n_train] * factor, self.features[self.n_train:] * factor)
+        if self.has_features:
+            train, pool = self.feature_blocks()
+            return KernelRows.from_features(train * factor, pool * factor)
         column = self._column
         return KernelRows.from_columns(self.n_train, self.diag * f2, lambda j: column(j) * f2)
 
@@ -238,22 +280,28 @@ class KernelRows:
         dtype. Only finite-dimensional kernels take it: a model's posterior kernel (``gp``)
         already conditions on the labels.
         """
-        Phi = self.require_features("the posterior transform")
+        self.require_features("the posterior transform")
+        train, pool = self.feature_blocks()
         sigma = float(sigma)
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
-        T = Phi[:self.n_train].double()
-        A = T.T @ T + sigma ** 2 * torch.eye(Phi.shape[-1], dtype=torch.float64, device=Phi.device)
+        T = train.double()
+        A = T.T @ T + sigma ** 2 * torch.eye(pool.shape[-1], dtype=torch.float64, device=pool.device)
         L = torch.linalg.cholesky(A)
-        out = torch.empty_like(Phi)
-        step = rows_per_chunk(16.0 * Phi.shape[-1])
-        for i in range(0, Phi.shape[0], step):
-            block = Phi[i:i + step].double().T
-            out[i:i + step] = (sigma * torch.linalg.solve_triangular(L, block, upper=False)).T.to(Phi.dtype)
-        return KernelRows.from_features(out[:self.n_train], out[self.n_train:])
+        step = min(4096, rows_per_chunk(16.0 * pool.shape[-1]))
+
+        def transformed(Phi: torch.Tensor) -> torch.Tensor:
+            out = torch.empty_like(Phi)
+            for i in range(0, Phi.shape[0], step):
+                block = Phi[i:i + step].double().T
+                out[i:i + step] = (sigma * torch.linalg.solve_triangular(L, block, upper=False)).T.to(Phi.dtype)
+            return out
+
+        return KernelRows.from_features(transformed(train), transformed(pool))
 
     def sketched(self, n_features: int, generator: torch.Generator) -> "KernelRows":
         """The features projected to ``n_features`` by :func:`sketch_matrix` (same kernel in expectation)."""
-        Phi = self.require_features("sketching")
-        P = sketch_matrix(Phi.shape[-1], n_features, generator, Phi.dtype, Phi.device)
-        return KernelRows.from_features(Phi[:self.n_train] @ P, Phi[self.n_train:] @ P)
+        self.require_features("sketching")
+        train, pool = self.feature_blocks()
+        P = sketch_matrix(pool.shape[-1], n_features, generator, pool.dtype, pool.device)
+        return KernelRows.from_features(train @ P, pool @ P)

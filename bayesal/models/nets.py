@@ -233,6 +233,11 @@ class SampleSurrogate(Surrogate):
         """The trained network(s) as pure functions of the preprocessed inputs."""
         raise NotImplementedError
 
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        """``ll`` and ``grad``, and ``badge`` for a classifier."""
+        return ("ll", "grad", "badge") if self.task == "classification" else ("ll", "grad")
+
     def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
         """A feature map ``X: [N, d] -> [N, F]`` of the trained network(s) (inputs in the
         user's units; the input preprocessing is applied first): ``"ll"``, ``"grad"`` (exact when
@@ -1072,6 +1077,10 @@ class MLPRegressor(Surrogate):
         return ConditionedSurrogate(self, self._check_points(X_pending, "X_pending"))
 
     # -- feature maps ---------------------------------------------------------------------------------
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        return ("ll", "grad")
+
     def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
         """A feature map ``X: [N, d] -> [N, F]`` (user units) of the trained network: ``"ll"`` or
         ``"grad"`` (see :mod:`bayesal.kernels.network`)."""

@@ -158,7 +158,7 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
             for j in range(p):
                 add(j)
         else:
-            step = max(1, rows_per_chunk(8.0 * p))
+            step = min(1024, max(1, rows_per_chunk(8.0 * p)))
             train, dT = torch.arange(p, device=device), rows.diag[:p]
             for i in range(0, N, step):
                 k = min(i + step, N)
@@ -210,17 +210,23 @@ def _bait(rows: KernelRows, q: int, tp: bool, sigma: float, overselect: float):
     With Φ_t the features conditioned on the chosen rows (noise σ²) and C_t = Σ_z φ_t(z)φ_t(z)ᵀ
     over the pool (plus the labelled rows in P mode, which then are not conditioned on), the gain
     of row x is φ_t(x)ᵀC_tφ_t(x) / (k_t(x, x) + σ²): the drop of the total posterior variance
-    over the pool when x is labelled. One step is a rank-1 update of Φ, C and the gains."""
-    Phi_all = rows.require_features(
-        "BAIT", "on a GP's kernel BAIT is integrated variance over the pool: --strategy integrated-variance").clone()
+    over the pool when x is labelled. One step is a rank-1 update of Φ, C and the gains, in float64."""
+    # float64 always: in float32 the rank-1 downdates of a 512-feature kernel lose the gains to
+    # rounding after ~100 steps (bmdal_reg's own configurations run BAIT in float64 too)
+    rows.require_features(
+        "BAIT", "on a GP's kernel BAIT is integrated variance over the pool: --strategy integrated-variance")
+    train, pool = rows.feature_blocks()
     p, N = rows.n_train, rows.n_pool
-    Phi = Phi_all if tp else Phi_all[p:].clone()
-    offset = 0 if tp else p  # row r of Phi is row r + offset of rows
-    diag = (Phi * Phi).sum(-1)
+    Phi = torch.cat([train, pool]).double() if tp else pool.to(torch.float64, copy=True)
+    diag = torch.linalg.vector_norm(Phi, dim=-1).pow(2)
     C = Phi.T @ Phi
     if not tp and p > 0:
-        C = C + Phi_all[:p].T @ Phi_all[:p]
-    num = ((Phi @ C) * Phi).sum(-1)
+        T = train.to(torch.float64)
+        C += T.T @ T
+    num = torch.empty(Phi.shape[0], dtype=Phi.dtype, device=Phi.device)
+    for i in range(0, Phi.shape[0], 4096):  # φᵀCφ per row, in blocks (no [n, F] temporary)
+        block = Phi[i:i + 4096]
+        num[i:i + 4096] = ((block @ C) * block).sum(-1)
     s2 = sigma ** 2
 
     def condition(r: int, sign: float) -> None:
@@ -280,9 +286,10 @@ def _frank_wolfe(rows: KernelRows, q: int, tp: bool):
     """Frank-Wolfe on the kernel mean embedding (Pinsler et al. 2019), in feature space: the batch
     is a sparse weighted set of normalised features ``(Σ_i ‖φ_i‖) φ_j/‖φ_j‖`` approximating
     ``Σ_i φ_i``; each step adds the row best aligned with the residual, with the line-search step."""
-    Phi_all = rows.require_features("Frank-Wolfe")
+    rows.require_features("Frank-Wolfe")
+    train, pool = rows.feature_blocks()
     p = rows.n_train
-    Phi = Phi_all if tp else Phi_all[p:]
+    Phi = torch.cat([train, pool]) if tp else pool
     first = p if tp else 0
     norms = Phi.pow(2).sum(-1).sqrt()
     total = norms.sum()
