@@ -374,7 +374,9 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
                     e, r = _error(s, metric), ref.get(s["n_labels"])
                     if e is not None and r is not None:
                         logs.setdefault(seed, []).append(math.log(e / r))
-            ratio, low, high = paired_ratio_interval(logs) if strategy != "random" else (None, None, None)
+            ratio, low, high = paired_ratio_interval(logs)
+            if strategy == "random":  # 1 by construction: no interval to give
+                low = high = None
             row[label] = ratio
             if metric == key:
                 row["ratio_low"], row["ratio_high"] = low, high
