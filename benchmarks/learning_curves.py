@@ -389,8 +389,54 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
     return rows
 
 
+#: (strategy, reference) pairs compared head to head when both ran: diversity against variance
+VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), ("lcmd", "joint-information"))
+
+
+def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per data set, the ratio of each pair of :data:`VERSUS` (RMSE of the first over the second,
+    paired by seed and step, initial design excluded) with its bootstrap interval and verdict."""
+    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for r in results:
+        if "curve" in r and task_of(r["dataset"]) == "regression":
+            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    out = []
+    for dataset in dict.fromkeys(d for d, _ in runs):
+        for a, b in VERSUS:
+            A, B = runs.get((dataset, a)), runs.get((dataset, b))
+            if not A or not B:
+                continue
+            logs: dict[int, list[float]] = {}
+            for seed, curve in A.items():
+                ref = {s["n_labels"]: s["rmse"] for s in B.get(seed, [])[1:]}
+                logs[seed] = [math.log(s["rmse"] / ref[s["n_labels"]]) for s in curve[1:] if s["n_labels"] in ref]
+            ratio, low, high = paired_ratio_interval({k: v for k, v in logs.items() if v})
+            if ratio is not None:
+                out.append({"dataset": dataset, "strategy": a, "reference": b, "ratio": ratio, "low": low, "high": high,
+                            "verdict": verdict(low, high)})
+    return out
+
+
 def _f(x, fmt="{:.3g}"):
     return "—" if x is None else fmt.format(x)
+
+
+def versus_markdown(pairs: list[dict[str, Any]]) -> str:
+    """The head-to-head table of :func:`versus` and its win / tie / loss count per pair."""
+    if not pairs:
+        return ""
+    lines = ["| data set | strategy | against | RMSE ratio [95 % CI] | verdict |", "|---|---|---|---:|:---:|"]
+    for p in pairs:
+        ci = "" if p["low"] is None else f" [{p['low']:.3f}, {p['high']:.3f}]"
+        lines.append(f"| {p['dataset']} | {p['strategy']} | {p['reference']} | {p['ratio']:.3f}{ci} | {p['verdict']} |")
+    lines.append("")
+    for a, b in VERSUS:
+        sel = [p for p in pairs if (p["strategy"], p["reference"]) == (a, b)]
+        if sel:
+            count = {v: sum(p["verdict"] == v for p in sel) for v in ("win", "tie", "loss")}
+            lines.append(f"{a} against {b}: {count['win']} wins, {count['tie']} ties, {count['loss']} losses "
+                         f"over {len(sel)} data sets.")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
@@ -517,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise:
         saved = json.loads(Path(args.summarise).read_text())
         table = markdown(summarise(saved["runs"], saved["meta"]["budgets"]), saved["meta"]["budgets"])
+        table += "\n" + versus_markdown(versus(saved["runs"]))
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
@@ -559,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)
     total = time.perf_counter() - start
     rows = summarise(results, budgets)
-    table = markdown(rows, budgets)
+    table = markdown(rows, budgets) + "\n" + versus_markdown(versus(results))
     say(table)
     say(f"total {total:.0f} s")
     if args.json:

@@ -110,3 +110,11 @@ def test_paired_interval_and_verdict():
     assert r == pytest.approx(1.0) and lo < 1 < hi and verdict(lo, hi) == "tie"
     assert verdict(1.1, 1.3) == "loss" and verdict(None, None) == "—"
     assert paired_ratio_interval({0: [0.5]})[1:] == (None, None)
+
+
+def test_head_to_head_of_diversity_against_variance():
+    results = [_run("toy", "integrated-variance", 0, [1.0, 1.0, 1.0]), _run("toy", "integrated-variance", 1, [1.0, 1.0, 1.0]),
+               _run("toy", "lcmd", 0, [1.0, 2.0, 2.0]), _run("toy", "lcmd", 1, [1.0, 2.0, 2.0])]
+    pairs = lc.versus(results)
+    assert len(pairs) == 1 and pairs[0]["ratio"] == pytest.approx(2.0) and pairs[0]["verdict"] == "loss"
+    assert "0 wins, 0 ties, 1 losses" in lc.versus_markdown(pairs)
