@@ -208,6 +208,7 @@ class KernelRows:
 
     @property
     def has_features(self) -> bool:
+        """Whether the kernel is finite-dimensional with its features held (``features`` is not None)."""
         return self._features is not None or self._parts is not None
 
     def feature_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
