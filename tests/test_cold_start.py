@@ -145,10 +145,14 @@ def test_typiclust_with_fewer_clusters_than_labels_revisits_the_largest_clusters
 
 def test_kmeans_recovers_separated_clusters():
     X, labels = three_clusters(sizes=(40, 30, 20), seed=4)
-    found, centres = kmeans(standardised(X), 3, torch.Generator().manual_seed(1))
+    Z = standardised(X)
+    found, centres = kmeans(Z, 3, torch.Generator().manual_seed(1))
     pairs = {(int(a), int(b)) for a, b in zip(labels, found)}
     assert len(pairs) == 3  # the same partition, up to the names of the clusters
-    assert centres.shape == (3, 2)
+    # Lloyd's fixed point: every centre is its cluster's mean, every row is with its nearest centre
+    for c in range(3):
+        assert torch.allclose(centres[c], Z[found == c].mean(0))
+    assert torch.equal(torch.cdist(Z, centres).argmin(1), found)
 
 
 # -- pools: ProbCover ------------------------------------------------------------------------------

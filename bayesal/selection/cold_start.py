@@ -308,7 +308,7 @@ def typicality(Z: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tenso
 
 
 def typiclust_indices(Z: torch.Tensor, q: int, generator: torch.Generator, k_nn: int = 20,
-                      min_cluster_size: int = 5, max_clusters: int = 500, max_candidates: int = 10_000
+                      min_cluster_size: int = 5, max_clusters: int = 500, max_candidates: int = 5_000
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """TypiClust (Hacohen, Dekel & Weinshall 2022) on the rows of ``Z: [N, F]``: returns
     ``(indices [q], typicality [q])``.
