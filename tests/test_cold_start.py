@@ -334,6 +334,8 @@ def test_the_learner_uses_its_initial_design():
     X, labels = three_clusters()
     y = X.sum(1, keepdim=True)
     learner = ActiveLearner(Pool(X, y), acquisition="random", initial_design="typiclust", seed=3)
+    assert learner.initial_method == "typiclust"
+    assert ActiveLearner(Pool(X, y), initial_design="auto").initial_method == "typiclust"
     first = learner.ask(3)
     want = initial_design(Pool(X), 3, "typiclust", seed=learner.step_seed(0))
     assert torch.equal(first.indices, want.indices) and sorted(labels[first.indices].tolist()) == [0, 1, 2]
@@ -365,6 +367,9 @@ def test_the_learner_refuses_bad_designs():
         ActiveLearner(Box([0.0], [1.0]), initial_design="probcover")
     with pytest.raises(InvalidInput, match="initial_design"):
         ActiveLearner(Box([0.0], [1.0]), surrogate="co-kriging", costs=[0.1, 1.0], initial_design="sobol")
+    # the multi-fidelity learner's nested design (a method of the same name) is untouched
+    mf = ActiveLearner(Box([0.0], [1.0]), surrogate="co-kriging", costs=[0.1, 1.0])
+    assert mf.initial_design([4, 2]).fidelity.tolist() == [0, 0, 0, 0, 1, 1]
 
 
 def test_campaign_settings_check_the_initial_design():

@@ -72,7 +72,8 @@ class ActiveLearner:
             ``"probcover"`` on a pool; ``"auto"``: Sobol / TypiClust; see
             :func:`~bayesal.selection.initial_design`). Default: scrambled Sobol on a box,
             random rows on a pool. Its size is :meth:`run`'s ``initial`` (or the q of the
-            first :meth:`ask`). Single fidelity only.
+            first :meth:`ask`). Kept, resolved (``"auto"`` replaced), as :attr:`initial_method`.
+            Single fidelity only.
 
     >>> learner = ActiveLearner(Box([0, 0], [1, 1]), acquisition="joint-information")
     >>> ActiveLearner(pool, initial_design="typiclust").run(budget=30, initial=10)   # 10 typical rows first
@@ -89,7 +90,7 @@ class ActiveLearner:
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
         self.space = space
-        self.initial_design = None if initial_design is None else resolve_design(initial_design, space)
+        self.initial_method = None if initial_design is None else resolve_design(initial_design, space)
         self.seed = check_seed(seed, allow_none=False, maximum=MAX_USER_SEED)
         if costs is not None and cost_model is not None:
             raise InvalidInput("cost_model", "either costs or cost_model", "both")
@@ -419,7 +420,7 @@ class ActiveLearner:
         self._stale = True
 
     def _initial_design(self, q: int, seed: int) -> Selection:
-        method = self.initial_design
+        method = self.initial_method
         if method is None:
             method = "sobol" if isinstance(self.space, Box) else "random"
         return cold_start_design(self.space, q, method, seed=seed)
