@@ -102,7 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("q", 4, "count", "points per batch", flag="--batch-size"),
     Setting("initial", None, "count", "initial design size (default d+1)", optional=True),
     Setting("initial_design", None, "name", "how the initial design is chosen: sobol, maximin or random on a box; "
-            "random, kcenter, kmeanspp, typiclust or probcover on a pool; auto (sobol on a box, typiclust on a "
+            "random, kcenter, kmeanspp, typiclust or probcover on a pool; auto (sobol on a box, kcenter on a "
             "pool); default sobol on a box, random on a pool", optional=True),
     Setting("seed", 0, "int", "random seed"),
     Setting("noise_std", 0.0, "number", "label noise added by analytic and multi-fidelity problems"),

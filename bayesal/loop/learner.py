@@ -69,7 +69,7 @@ class ActiveLearner:
         initial_design: how the first batch is chosen, before any label (a name of
             :data:`~bayesal.selection.INITIAL_DESIGNS`: ``"sobol"``, ``"maximin"`` or ``"random"``
             on a box; ``"random"``, ``"kcenter"``, ``"kmeanspp"``, ``"typiclust"`` or
-            ``"probcover"`` on a pool; ``"auto"``: Sobol / TypiClust; see
+            ``"probcover"`` on a pool; ``"auto"``: Sobol / k-center; see
             :func:`~bayesal.selection.initial_design`). Default: scrambled Sobol on a box,
             random rows on a pool. Its size is :meth:`run`'s ``initial`` (or the q of the
             first :meth:`ask`). Kept, resolved (``"auto"`` replaced), as :attr:`initial_method`.
