@@ -180,6 +180,24 @@ def test_probcover_is_greedy_max_coverage(seed, delta):
     assert sel.scores.tolist() == [float(g) for g in gains]
 
 
+def test_probcover_on_a_subset_of_ball_centres_still_counts_every_row():
+    X = torch.rand(40, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    Z = standardised(X)
+    chosen, gains = probcover_indices(Z, 4, torch.Generator().manual_seed(6), delta=0.8, max_candidates=15)
+    centres = torch.randperm(40, generator=torch.Generator().manual_seed(6))[:15].sort().values
+    A = torch.cdist(Z[centres], Z) <= 0.8
+    covered = torch.zeros(40, dtype=torch.bool)
+    want, want_gains = [], []
+    for _ in range(4):
+        coverage = (A & ~covered[None, :]).sum(1)
+        best = int(torch.argmax(coverage))
+        want.append(int(centres[best]))
+        want_gains.append(float(coverage[best]))
+        covered |= A[best]
+    assert min(want_gains) > 0
+    assert chosen.tolist() == want and gains.tolist() == want_gains
+
+
 def test_probcover_covers_every_point_when_the_batch_suffices():
     X, labels = three_clusters()
     Z = standardised(X)
@@ -277,7 +295,7 @@ def test_a_large_pool_is_never_squared():
     # an [N, N] float64 matrix of 30,000 rows would be 7 GB: these finish in seconds
     X = torch.rand(30_000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     pool = Pool(X)
-    for method in ("kcenter", "kmeanspp", "typiclust"):
+    for method in ("kcenter", "kmeanspp", "typiclust", "probcover"):
         sel = initial_design(pool, 5, method, seed=0)
         assert sel.indices.unique().numel() == 5
 

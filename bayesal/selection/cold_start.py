@@ -396,17 +396,18 @@ def purity_delta(Z: torch.Tensor, labels: torch.Tensor, alpha: float = 0.95, gen
     return float(nn.median()) if nn.numel() else 1.0
 
 
-def _ball_graph(Z: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The directed edges ``x -> y`` with ``|x - y| <= delta`` (self loops included) as
-    ``(src [E], dst [E])`` int64 sorted by ``src``; raises when they exceed the memory budget."""
+def _ball_graph(centres: torch.Tensor, Z: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The directed edges ``c -> y`` from the rows of ``centres: [C, F]`` to the rows of
+    ``Z: [N, F]`` within ``delta`` (``|c - y| <= delta``) as ``(src [E], dst [E])`` int64 sorted
+    by ``src``; raises when they exceed the memory budget."""
     N = Z.shape[0]
     Z_sq = (Z * Z).sum(-1)
     step = _step(N)
     limit = max(get_memory_budget() // 16, 4 * N)
     srcs, dsts, total = [], [], 0
     d2 = delta * delta
-    for i in range(0, N, step):
-        hit = torch.nonzero(_sq_dists(Z[i:i + step], Z, Z_sq) <= d2)
+    for i in range(0, centres.shape[0], step):
+        hit = torch.nonzero(_sq_dists(centres[i:i + step], Z, Z_sq) <= d2)
         total += hit.shape[0]
         if total > limit:
             raise InvalidInput("delta", f"a radius whose δ-ball graph fits the memory budget (at most {limit} edges; "
@@ -418,7 +419,7 @@ def _ball_graph(Z: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tens
 
 
 def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta: float | None = None,
-                      alpha: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+                      alpha: float = 0.95, max_candidates: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
     """ProbCover (Yehuda, Dekel, Hacohen & Weinshall 2022) on the rows of ``Z: [N, F]``: returns
     ``(indices [q], newly covered [q])``.
 
@@ -430,8 +431,10 @@ def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta
     into as many clusters as there are classes; with no labels, as many as labels to buy).
 
     The graph is built in chunks and held as edge lists (its size is capped by the memory
-    budget); each covered row lowers the coverage of the rows whose balls hold it, so the greedy
-    pass costs O(E) after the O(N² d) construction.
+    budget); each covered row lowers the coverage of the balls that hold it, so the greedy pass
+    costs O(E). Ball centres are all N rows when N is at most ``max_candidates``, else a seeded
+    random subset of that many (every row still counts for coverage): building the graph costs
+    ``min(N, max_candidates) × N`` distances, about a minute on one CPU thread for 10⁶ rows.
     """
     N = Z.shape[0]
     if delta is None:
@@ -439,10 +442,15 @@ def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta
         delta = purity_delta(Z, labels, alpha, generator)
     elif isinstance(delta, bool) or not isinstance(delta, (int, float)) or not (delta > 0 and math.isfinite(delta)):
         raise InvalidInput("delta", "a positive, finite ball radius", repr(delta))
-    src, dst = _ball_graph(Z, float(delta))
-    ptr = torch.zeros(N + 1, dtype=torch.long, device=Z.device)
-    ptr[1:] = torch.cumsum(torch.bincount(src, minlength=N), 0)
-    order = torch.argsort(dst, stable=True)  # reverse adjacency: who covers each row
+    if N <= max_candidates:
+        centres = torch.arange(N, device=Z.device)
+    else:
+        centres = torch.randperm(N, generator=generator)[:max_candidates].sort().values.to(Z.device)
+    C = centres.numel()
+    src, dst = _ball_graph(Z[centres], Z, float(delta))
+    ptr = torch.zeros(C + 1, dtype=torch.long, device=Z.device)
+    ptr[1:] = torch.cumsum(torch.bincount(src, minlength=C), 0)
+    order = torch.argsort(dst, stable=True)  # reverse adjacency: the balls that hold each row
     rev_src = src[order]
     rev_ptr = torch.zeros(N + 1, dtype=torch.long, device=Z.device)
     rev_ptr[1:] = torch.cumsum(torch.bincount(dst, minlength=N), 0)
@@ -451,22 +459,25 @@ def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta
     taken = torch.zeros(N, dtype=torch.bool, device=Z.device)
     chosen, scores = [], []
     for _ in range(q):
-        best = int(torch.argmax(coverage))
-        gain = int(coverage[best])
-        if gain <= 0:
+        ball = int(torch.argmax(coverage))
+        gain = int(coverage[ball])
+        if gain > 0:
+            best = int(centres[ball])
+        else:
             free = torch.nonzero(~taken).flatten()
             best = int(free[int(torch.randint(free.numel(), (1,), generator=generator))])
         taken[best] = True
         chosen.append(best)
         scores.append(float(max(gain, 0)))
-        ball = dst[ptr[best]:ptr[best + 1]]
-        new = ball[~covered[ball]]
-        if new.numel():
-            covered[new] = True
-            lengths = rev_ptr[new + 1] - rev_ptr[new]
-            starts = torch.repeat_interleave(rev_ptr[new], lengths)
-            offsets = torch.arange(int(lengths.sum()), device=Z.device) - torch.repeat_interleave(
-                torch.cumsum(lengths, 0) - lengths, lengths)
-            holders = rev_src[starts + offsets]
-            coverage.index_add_(0, holders, torch.full_like(holders, -1))
+        if gain <= 0:
+            continue
+        inside = dst[ptr[ball]:ptr[ball + 1]]
+        new = inside[~covered[inside]]
+        covered[new] = True
+        lengths = rev_ptr[new + 1] - rev_ptr[new]
+        starts = torch.repeat_interleave(rev_ptr[new], lengths)
+        offsets = torch.arange(int(lengths.sum()), device=Z.device) - torch.repeat_interleave(
+            torch.cumsum(lengths, 0) - lengths, lengths)
+        holders = rev_src[starts + offsets]
+        coverage.index_add_(0, holders, torch.full_like(holders, -1))
     return torch.tensor(chosen, dtype=torch.long), torch.tensor(scores, dtype=torch.float64)
