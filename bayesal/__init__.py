@@ -12,13 +12,14 @@ from .acquisition import (
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName, Unsupported
 from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
 from .models import (
-    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, SparseGP, Surrogate,
+    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, MLPRegressor, SparseGP,
+    Surrogate,
 )
 from .posteriors import GaussianPosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
 from . import selection
 from .selection import (
-    Selection, StochasticBatch, select, select_continuous, select_greedy, select_stochastic, select_topk,
+    KernelBatch, Selection, StochasticBatch, select, select_continuous, select_greedy, select_stochastic, select_topk,
 )
 from .spaces import Box, Pool
 
@@ -37,6 +38,6 @@ __all__ = [
     "OracleFailed", "Unsupported", "settings", "design", "selection", "__version__",
     "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
     "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
-    "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence",
-    "VariationRatios", "StochasticBatch", "select_stochastic",
+    "MCDropoutNet", "DeepEnsemble", "MLPRegressor", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin",
+    "LeastConfidence", "VariationRatios", "StochasticBatch", "select_stochastic", "KernelBatch",
 ]

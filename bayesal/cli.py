@@ -211,6 +211,11 @@ def _cmd_list(args) -> int:
     print("problems:   " + ", ".join(n for n in problem_names(args.data_dir) if n not in MF_PROBLEMS))
     print("models:     " + ", ".join(MODELS))
     print("strategies: " + ", ".join(ACQUISITIONS))
+    from .kernels import KERNELS, TRANSFORMS
+    from .selection import KERNEL_METHODS
+
+    print("kernel batch strategies (with --kernel, --transform): " + ", ".join(KERNEL_METHODS))
+    print("kernels:    " + ", ".join(KERNELS) + "; transforms: " + ", ".join(TRANSFORMS) + ", tp, p (mode)")
     print("multi-fidelity problems (run with --cost-budget): " + ", ".join(MF_PROBLEMS))
     print("multi-fidelity models:     " + ", ".join(MF_MODELS))
     print("multi-fidelity strategies: " + ", ".join(MF_ACQUISITIONS))

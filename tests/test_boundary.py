@@ -203,8 +203,10 @@ def test_closed_form_eig_at_extreme_designs_is_finite():
 
 # -- 3. bad input accepted ---------------------------------------------------------------------
 def test_a_scalar_or_an_input_without_columns_is_not_a_pool():
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match=r"an array of candidates \[N, d\], got float 3.0"):
         b.Pool(3.0)
+    with pytest.raises(InvalidInput, match="an array of candidates"):
+        b.Pool(torch.tensor(3.0))
     with pytest.raises(InvalidInput, match="column"):
         b.Pool(torch.rand(6, 0))
 
@@ -221,6 +223,8 @@ def test_pool_bounds_must_contain_the_pool():
     X, _ = _data()
     with pytest.raises(InvalidInput, match="inside the box"):
         b.Pool(X, bounds=[[2, 2], [3, 3]])
+    with pytest.raises(InvalidInput, match="inside the box"):
+        b.ExactGP().fit(X, torch.sin(X).sum(-1), bounds=[[2, 2], [3, 3]])
 
 
 def test_tell_rejects_an_X_that_disagrees_with_the_indices():

@@ -115,3 +115,20 @@ def test_duplicates_are_relative_to_the_box_width():
     far = torch.tensor([[0.5 + 2e-6, 500.0]], dtype=torch.float64)
     assert bool(duplicates_of(X, near, bounds).all())
     assert not bool(duplicates_of(X, far, bounds).any())
+
+
+@pytest.mark.parametrize("acquisition", [_CornerJoint, _CornerSingle])
+def test_a_pending_point_is_not_proposed_again_on_a_noise_free_model(acquisition):
+    """Every slot of the criterion wants the pending x = 0.5: the learner's ask forbids it (it is
+    being labelled), and the re-chosen points stay next to it. With four labels the fitted noise
+    is 0.9 % of the label variance, and the model conditioned on the pending point used to be
+    judged noisy (its variance at 0.5 collapses), so 0.5 was proposed again: the box selector now
+    judges the noise before it conditions on the pending points."""
+    learner = ActiveLearner(BOX, acquisition=acquisition(0.5), seed=2)
+    X0 = torch.tensor([[0.0], [0.3], [0.7], [1.0]], dtype=torch.float64)
+    learner.tell(X0, _noise_free(X0))
+    pending = torch.tensor([[0.5]], dtype=torch.float64)
+    batch = learner.ask(3, pending=pending)
+    _assert_distinct(batch.X, torch.cat([X0, pending]))
+    assert float((batch.X - 0.5).abs().max()) < 0.05
+

@@ -80,13 +80,16 @@ ORACLES = textwrap.dedent("""
 RUN = ["run", "--problem", "forrester", "--budget", "4", "-q", "2", "--initial", "2", "--quiet"]
 BIG = str(10 ** 40)
 
-# (id, command line, may exit 1): {tmp} is the test's folder, {store} a store path in it
+# (id, command line, may exit 1): {tmp} is the test's folder, {store} a store path in it; a case
+# that may not exit 1 is a refusal and must exit 2
 FLAG_CASES = [
     ("budget-nan", ["run", "--budget", "nan"], False),
     ("budget-negative", ["run", "--budget", "-3"], False),
     ("budget-huge-pool", ["run", "--problem", "forrester", "--pool-size", "5", "--budget", BIG], False),
     ("budget-huge-pool-store", ["run", "--problem", "forrester", "--pool-size", "5", "--budget", BIG,
                                 "--store", "{store}"], False),
+    ("budget-over-pool-store", ["run", "--problem", "forrester", "--pool-size", "5", "--budget", "8",
+                                "--store", "{store}", "--quiet", "--out", "{tmp}/o"], False),
     ("batch-zero", ["run", "--batch-size", "0"], False),
     ("batch-string", ["run", "--batch-size", "two"], False),
     ("batch-huge", ["run", "--problem", "forrester", "--budget", "3", "--batch-size", BIG, "--quiet"], False),
@@ -134,6 +137,19 @@ FLAG_CASES = [
     ("unknown-command", ["fly"], False),
     ("status-no-store-flag", ["status"], False),
 ]
+
+#: the error line of some refusals names what was refused (not a generic OSError or a later check)
+NEEDLES = {
+    "out-under-a-file": "argument --out: cannot write to",
+    "report-out-under-a-file": "argument --out: cannot write to",
+    "store-under-a-file": "cannot create a campaign store",
+    "abbreviated-flag": "unrecognized arguments: --pool 5",
+    "budget-over-pool-store": "invalid budget: expected at most 5",
+    "lease-nan": "argument --lease",
+    "lease-negative": "argument --lease",
+    "noise-nan": "invalid --noise-std",
+    "noise-inf": "invalid --noise-std",
+}
 
 TOML_CASES = [
     ("float-budget", "budget = 3.5\n"),
@@ -197,12 +213,12 @@ def fill(args, tmp):
 
 def _case(c):
     if not hasattr(c, "marks"):
-        return pytest.param(*c[1:], id=c[0])
-    return pytest.param(*c.values[1:], marks=c.marks, id=c.values[0])
+        return pytest.param(*c[1:], NEEDLES.get(c[0]), id=c[0])
+    return pytest.param(*c.values[1:], NEEDLES.get(c.values[0]), marks=c.marks, id=c.values[0])
 
 
-@pytest.mark.parametrize("args, may_fail", [_case(c) for c in FLAG_CASES])
-def test_hostile_flags(fuzz, args, may_fail):
+@pytest.mark.parametrize("args, may_fail, needle", [_case(c) for c in FLAG_CASES])
+def test_hostile_flags(fuzz, args, may_fail, needle):
     args = fill(args, fuzz)
     if args and args[0] in ("resume", "work", "report") and "{store}" not in " ".join(args):
         pass
@@ -212,6 +228,12 @@ def test_hostile_flags(fuzz, args, may_fail):
     before = done_rows(fuzz / "s.db")
     code, out, err = cli(*args)
     check(code, out, err, may_fail)
+    if not may_fail:
+        assert code == 2, (code, err)  # refused, not run anyway
+        if args[:1] == ["run"]:
+            assert not (fuzz / "s.db").exists(), "a refused run left a store behind"
+    if needle is not None:
+        assert needle in err.strip().splitlines()[-1], err
     after = done_rows(fuzz / "s.db")
     assert all(after.get(i) == row for i, row in before.items())
 

@@ -152,6 +152,36 @@ def test_read_only_store_is_read_by_status_and_report_and_refused_by_resume(tmp_
     assert path.read_bytes() == before
 
 
+def test_new_store_in_a_read_only_folder_and_a_read_only_store_file_are_one_line(tmp_path, small_store, monkeypatch):
+    """``run --store`` in a read-only folder says so (not SQLite's "unable to open database file"),
+    and ``resume`` of a store file that is itself read-only names the file."""
+    import bayesal.loop.store as store_module
+
+    folder = (tmp_path / "ro").resolve()
+    folder.mkdir()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(small_store.read_bytes())
+    real = os.access
+
+    def access(p, mode, **kw):
+        p = Path(p).resolve()
+        if mode & os.W_OK and (p == folder or p.parent == folder or p == copy.resolve()):
+            return False
+        return real(p, mode, **kw)
+
+    monkeypatch.setattr(store_module.os, "access", access)
+    code, _, err = cli(*RUN, "--store", folder / "s.db", "--out", tmp_path / "o")
+    one_error_line(code, err, rf"cannot create a campaign store at .*s\.db: its folder {re.escape(str(folder))} "
+                              r"is read-only")
+    assert not (folder / "s.db").exists()
+    before = copy.read_bytes()
+    code, _, err = cli("resume", "--store", copy, "--quiet")
+    one_error_line(code, err, r"cannot write the campaign store .*copy\.db: the file is read-only")
+    code, out, err = cli("status", "--store", copy)
+    assert code == 0 and re.search(r"done\s+4", out), err
+    assert copy.read_bytes() == before
+
+
 def test_read_only_database_error_is_one_line(tmp_path, small_store, monkeypatch):
     """Where SQLite itself says "readonly database" at a write (a read-only mount), one line."""
     import bayesal.loop.store as store_module
@@ -213,6 +243,37 @@ def test_bad_flags_are_refused_before_anything_is_stored(tmp_path, args, needle)
     code, _, err = cli("run", "--problem", "forrester", "--budget", "4", "--quiet", "--out", tmp_path / "o", *args)
     one_error_line(code, err, re.escape(needle) if "expected at most" not in needle else needle)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_lease_flag_is_the_proposer_and_worker_lease(tmp_path, monkeypatch):
+    """``--lease S`` is the lease the proposer takes and the silence after which a claimant's
+    running experiments are requeued, for ``run`` and for ``resume``."""
+    import bayesal.loop.store as store_module
+
+    seen = []
+    real_take, real_requeue = store_module.CampaignStore.take_lease, store_module.CampaignStore.requeue_stale
+
+    def take_lease(self, holder, lease, *args, **kwargs):
+        seen.append(("take", lease))
+        return real_take(self, holder, lease, *args, **kwargs)
+
+    def requeue_stale(self, lease, *args, **kwargs):
+        seen.append(("requeue", lease))
+        return real_requeue(self, lease, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.CampaignStore, "take_lease", take_lease)
+    monkeypatch.setattr(store_module.CampaignStore, "requeue_stale", requeue_stale)
+    code, _, err = cli(*RUN, "--store", tmp_path / "s.db", "--lease", "7.5", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert ("take", 7.5) in seen and ("requeue", 7.5) in seen and {v for _, v in seen} == {7.5}, seen
+    seen.clear()
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # something left to do, so resume proposes
+        conn.execute("UPDATE experiments SET state = 'pending', y = NULL WHERE id = 4")
+        conn.execute("DELETE FROM records WHERE n_labels > 2")
+    conn.close()
+    code, _, err = cli("resume", "--store", tmp_path / "s.db", "--lease", "3", "--quiet")
+    assert code == 0, err
+    assert ("take", 3.0) in seen and {v for _, v in seen} == {3.0}, seen
 
 
 def test_config_file_nan_is_refused(tmp_path):

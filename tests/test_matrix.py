@@ -16,7 +16,8 @@ from bayesal import ActiveLearner, Box, InvalidInput, Pool
 from bayesal.acquisition import BALD, EPIG, IntegratedVarianceReduction, JointInformation, MaxVariance
 from bayesal.errors import Unsupported
 from bayesal.models import (
-    MODELS, BoTorchSurrogate, DeepEnsemble, DeepKernelGP, ExactGP, KernelGP, MCDropoutNet, SampleSurrogate, SparseGP,
+    MODELS, BoTorchSurrogate, DeepEnsemble, DeepKernelGP, ExactGP, KernelGP, MCDropoutNet, MLPRegressor, SampleSurrogate,
+    SparseGP,
 )
 from bayesal.models.gp import KERNELS
 from bayesal.selection import prepare, select, select_continuous
@@ -52,6 +53,7 @@ REGISTRY_TINY = {
                                                        num_inducing=10, seed=0),
     "mc-dropout-regression": lambda: MCDropoutNet(task="regression", num_samples=16, seed=0, **NETS),
     "deep-ensemble-regression": lambda: DeepEnsemble(task="regression", num_members=10, seed=0, **NETS),
+    "mlp": lambda: MLPRegressor(hidden=(32, 32), epochs=40, seed=0),
 }
 #: surrogates outside the registry
 EXTRA = {

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import bayesal as b
 from bayesal import BayesalError
 from bayesal import design as D
+from bayesal.validation import check_in_box
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,8 +76,19 @@ def _gp():
 
 
 # -- spaces --------------------------------------------------------------------------------------
-@given(lower=wild, upper=wild, n=st.one_of(st.integers(-1, 5), junk), seed=seeds)
-def test_box_is_valid_or_rejected(lower, upper, n, seed):
+#: bounds near the largest floats, whose width overflows (they must be rejected, not sampled as inf)
+huge_bounds = st.sampled_from([-1.7e308, -1e308, -1e300, 1e300, 1e308, 1.7e308])
+#: a lower and an upper bound of one shape, so that the checks past the shape check are reached
+bound_pairs = st.one_of(
+    st.tuples(wild, wild),
+    st.tuples(huge_bounds, huge_bounds),
+    st.sampled_from([(), (1,), (2,), (3,)]).flatmap(lambda s: st.tuples(arrays(s, st.one_of(wild_floats, huge_bounds)),
+                                                                        arrays(s, st.one_of(wild_floats, huge_bounds)))))
+
+
+@given(bounds=bound_pairs, n=st.one_of(st.integers(-1, 5), junk), seed=seeds)
+def test_box_is_valid_or_rejected(bounds, n, seed):
+    lower, upper = bounds
     box = _call(b.Box, lower, upper)
     if box is None:
         return
@@ -86,15 +98,42 @@ def test_box_is_valid_or_rejected(lower, upper, n, seed):
         assert X.shape == (int(n), box.dim) and _finite(X) and bool(box.contains(X).all())
 
 
-@given(X=wild, bounds=st.one_of(st.none(), wild), scale=scales)
+class _About:
+    """Bounds to build from the generated X (see :func:`_bounds_about`)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __repr__(self):
+        return f"_About({self.kind!r})"
+
+
+def _bounds_about(X: np.ndarray, kind: str) -> np.ndarray:
+    """Bounds ``[2, d]`` built from X's columns: spanning them, flat (lower == upper), flipped,
+    inside them, or padded around them."""
+    lo, hi = np.min(X, 0), np.max(X, 0)
+    with np.errstate(all="ignore"):
+        return {"span": np.stack([lo, hi]), "flat": np.stack([lo, lo]), "flipped": np.stack([hi, lo]),
+                "inner": np.stack([lo, lo + (hi - lo) / 2]), "padded": np.stack([lo - 1, hi + 1])}[kind]
+
+
+@given(X=st.one_of(wild, st.integers(1, 4).flatmap(lambda n: arrays((n, 2), st.one_of(tame_floats, wild_floats))),
+                   arrays((1, 1), tame_floats)),
+       bounds=st.one_of(st.none(), wild, st.sampled_from(["span", "flat", "flipped", "inner", "padded"]).map(_About)),
+       scale=scales)
 def test_pool_is_valid_or_rejected(X, bounds, scale):
     if isinstance(X, np.ndarray):
         X = X * scale
+    if isinstance(bounds, _About):
+        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.size):
+            return
+        bounds = _bounds_about(X, bounds.kind)
     pool = _call(b.Pool, X, bounds=bounds)
     if pool is None:
         return
     assert pool.X.dim() == 2 and pool.X.shape[0] >= 1 and pool.X.shape[1] >= 1 and _finite(pool.X)
     assert pool.bounds.shape == (2, pool.dim) and _finite(pool.bounds)
+    check_in_box(pool.X, pool.bounds, "the pool")  # the bounds hold every candidate
     assert bool((pool.bounds[1] > pool.bounds[0]).all())
 
 
@@ -142,7 +181,8 @@ def test_learner_tell_ask_is_finite_or_rejected(data, y_scale, q, seed, on_pool)
 
 
 # -- selection -----------------------------------------------------------------------------------
-ACQUISITIONS = [b.MaxVariance(), b.BALD(), b.JointInformation(), b.Random(), b.EVGP()]
+ACQUISITIONS = [b.MaxVariance(), b.BALD(), b.JointInformation(), b.Random(), b.EVGP(), b.KernelBatch("lcmd"),
+                b.KernelBatch("maxdet"), b.KernelBatch("kmeanspp", kernel="inputs")]
 
 
 @given(surrogate=st.one_of(st.just("gp"), st.none(), st.just("fitted")),
@@ -211,7 +251,9 @@ def test_scores_of_a_sample_posterior_are_finite_or_rejected(K, N, C, values, ki
 
 
 # -- experimental design -------------------------------------------------------------------------
-@given(mean=wild, cov=wild, noise_sd=st.one_of(wild_floats, junk), designs=wild, scale=scales,
+@given(mean=st.one_of(wild, arrays((2,), mixed)), cov=st.one_of(wild, st.just(np.eye(2)), st.just(np.diag([1e-300, 1e300]))),
+       noise_sd=st.one_of(wild_floats, junk, st.floats(1e-3, 10)),
+       designs=st.one_of(wild, arrays((3, 2, 2), st.one_of(tame_floats, tame_floats, wild_floats))), scale=scales,
        estimator=st.sampled_from(["nmc", "pce", "laplace", "closed"]), seed=seeds)
 def test_linear_gaussian_eig_is_finite_or_rejected(mean, cov, noise_sd, designs, scale, estimator, seed):
     model = _call(D.LinearGaussianModel, mean, cov, noise_sd, design_shape=(2, np.size(mean) or 1))
@@ -227,6 +269,19 @@ def test_linear_gaussian_eig_is_finite_or_rejected(mean, cov, noise_sd, designs,
         value = None if est is None else est.value
     if value is not None:
         assert value.dim() == 1 and _finite(value)
+
+
+@given(designs=arrays((3, 2, 2), tame_floats), scale=scales, noise_sd=st.sampled_from([1e-3, 1.0, 1e3]),
+       estimator=st.sampled_from(["nmc", "pce", "laplace"]), seed=st.integers(0, 100))
+def test_linear_gaussian_eig_of_a_valid_model_at_any_design_scale_is_finite_or_rejected(designs, scale, noise_sd,
+                                                                                       estimator, seed):
+    """A valid model at designs from 1e-300 to 1e300: a Monte Carlo estimate is finite or refused
+    (its log densities overflow at the largest), never inf or NaN."""
+    model = D.LinearGaussianModel(np.zeros(2), np.eye(2), noise_sd, design_shape=(2, 2))
+    options = {"num_inner": 8} if estimator == "nmc" else {"num_contrastive": 8} if estimator == "pce" else {}
+    est = _call(D.estimate_eig, model, designs * scale, estimator, num_outer=8, seed=seed, **options)
+    if est is not None:
+        assert est.value.shape == (3,) and _finite(est.value)
 
 
 @given(kwargs=st.fixed_dictionaries({}, optional={

@@ -43,7 +43,11 @@ def make_acquisition(acquisition):
         return acquisition
     if isinstance(acquisition, str) and acquisition in ACQUISITIONS:
         return ACQUISITIONS[acquisition]()
+    from ..selection.kernel_batch import KERNEL_METHODS, KernelBatch  # strategies that select their batch
     from ..selection.stochastic import StochasticBatch  # the one deprecated alias that is a selector
+
+    if isinstance(acquisition, str) and acquisition in KERNEL_METHODS:
+        return KernelBatch(acquisition)
 
     if isinstance(acquisition, StochasticBatch):
         return acquisition
@@ -51,4 +55,4 @@ def make_acquisition(acquisition):
         warnings.warn(f"strategy 'stochastic' is deprecated: use {DEPRECATED_NAMES['stochastic']}",
                       DeprecationWarning, stacklevel=2)
         return StochasticBatch(BALD())
-    raise UnknownName("strategy", str(acquisition), list(ACQUISITIONS))
+    raise UnknownName("strategy", str(acquisition), list(ACQUISITIONS) + list(KERNEL_METHODS))

@@ -38,6 +38,9 @@ class Acquisition:
     scores_from_marginals: bool = True
     #: True when :meth:`select_from_samples` builds a greedy batch from a sample posterior (BatchBALD)
     batch_from_samples: bool = False
+    #: True when :meth:`select_batch` chooses the whole batch itself from a kernel over the
+    #: labelled and candidate points (the kernel batch methods: LCMD, BAIT, k-means++, ...)
+    selects_batch: bool = False
 
     def for_space(self, space) -> "Acquisition":
         """This acquisition bound to a search space (criteria with reference sets resolve them
@@ -85,6 +88,13 @@ class Acquisition:
         """A greedy batch ``(indices [q], gains [q])`` from a sample posterior, for acquisitions with
         a batch objective on samples (``batch_from_samples``)."""
         raise Unsupported(type(self).__name__, "a batch objective on samples", "greedy selection from samples")
+
+    def select_batch(self, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor, q: int,
+                     seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch ``(indices [q] into X_pool, scores [q])`` chosen from the labelled points
+        ``X_train: [n, d]`` and the candidates ``X_pool: [N, d]``, for strategies that select a
+        batch themselves (``selects_batch``)."""
+        raise Unsupported(type(self).__name__, "its own batch selection", "kernel batch selection")
 
     def joint_score(self, mean: torch.Tensor, covariance: torch.Tensor,
                     noise_variance: torch.Tensor | None) -> torch.Tensor:

@@ -9,6 +9,7 @@ Base kernels (``kernel=``):
   Kirsch 2023, "Black-Box Batch Active Learning for Regression");
 * ``"ll"``: a network's last-layer features; ``"grad"``: its per-example parameter gradients
   (the empirical NTK), sketched to ``n_features`` (default 512) columns;
+* ``"badge"``: a classifier's BADGE gradient embedding (Ash et al. 2020);
 * ``"auto"``: ``"grad"`` for a network that has it, ``"gp"`` for a Gaussian surrogate,
   ``"samples"`` for another sample surrogate.
 
@@ -24,10 +25,10 @@ from ..errors import InvalidInput, Unsupported, UnknownName
 from .base import FeatureMap, InputFeatures, KernelRows, sketch_matrix
 
 __all__ = ["FeatureMap", "InputFeatures", "KernelRows", "sketch_matrix", "KERNELS", "TRANSFORMS",
-           "batch_kernel", "base_kernel"]
+           "batch_kernel", "base_kernel", "resolve_kernel", "AUTO_ORDER"]
 
 #: base-kernel names accepted by :func:`batch_kernel`
-KERNELS = ("auto", "inputs", "gp", "samples", "ll", "grad")
+KERNELS = ("auto", "inputs", "gp", "samples", "ll", "grad", "badge")
 #: transform names accepted by :func:`batch_kernel`
 TRANSFORMS = ("scale", "posterior")
 
@@ -41,26 +42,31 @@ def _standardised(X_train: torch.Tensor, X_pool: torch.Tensor) -> tuple[torch.Te
     return (X_train - mu) / sd, (X_pool - mu) / sd
 
 
-def resolve_kernel(kernel: str, surrogate) -> str:
-    """The base kernel ``"auto"`` stands for with ``surrogate`` (see the module docstring)."""
+#: the base kernels ``"auto"`` tries, in order (the first the surrogate has)
+AUTO_ORDER = ("grad", "gp", "samples")
+
+
+def resolve_kernel(kernel: str, surrogate, order: tuple[str, ...] = AUTO_ORDER) -> str:
+    """The base kernel ``kernel`` stands for with ``surrogate``: itself, or for ``"auto"`` the
+    first of ``order`` the surrogate provides (``"inputs"`` without a surrogate)."""
     if kernel not in KERNELS:
         raise UnknownName("kernel", str(kernel), list(KERNELS))
     if kernel != "auto":
         return kernel
     if surrogate is None:
         return "inputs"
-    if surrogate.posterior_kind == "gaussian":
-        return "gp"
-    try:
-        surrogate.feature_map("grad", n_features=8, seed=0)
-        return "grad"
-    except Unsupported:
-        return "samples"
+    for kind in order:
+        if kind in surrogate.feature_kinds or (kind == "gp" and surrogate.posterior_kind == "gaussian") or \
+                (kind == "samples" and surrogate.posterior_kind == "samples"):
+            return kind
+    raise Unsupported(type(surrogate).__name__, "one of the kernels " + ", ".join(order), "kernel batch selection")
 
 
 def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor,
-                n_features: int | None = None, seed: int | None = None) -> KernelRows:
-    """The base kernel named ``kernel`` over ``[X_train; X_pool]`` (``[n_train, d]``, ``[n_pool, d]``)."""
+                n_features: int | None = None, seed: int | None = None,
+                storage: torch.dtype | None = None) -> KernelRows:
+    """The base kernel named ``kernel`` over ``[X_train; X_pool]`` (``[n_train, d]``, ``[n_pool, d]``);
+    ``storage`` keeps a network's features compact (:meth:`KernelRows.from_feature_map`)."""
     kernel = resolve_kernel(kernel, surrogate)
     if kernel == "inputs":
         T, P = _standardised(X_train, X_pool)
@@ -76,6 +82,9 @@ def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Ten
         diag = post.variance.sum(-1)
         return KernelRows.from_columns(X_train.shape[0], diag, lambda j: columns(j).sum(0).to(diag))
     if kernel == "samples":
+        if surrogate.posterior_kind != "samples":
+            raise Unsupported(type(surrogate).__name__, "a sample posterior (MC dropout, ensembles)",
+                              "the 'samples' kernel")
         post = surrogate.posterior(X)
         draws = post.samples  # [K, n, m]
         K = draws.shape[0]
@@ -85,18 +94,17 @@ def base_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Ten
         Phi = dev.permute(1, 0, 2).reshape(X.shape[0], -1)
         return KernelRows.from_features(Phi[:X_train.shape[0]], Phi[X_train.shape[0]:])
     fmap = surrogate.feature_map(kernel, n_features=n_features, seed=seed)
-    Phi = fmap(X)
-    return KernelRows.from_features(Phi[:X_train.shape[0]], Phi[X_train.shape[0]:])
+    return KernelRows.from_feature_map(fmap, X_train, X_pool, storage=storage)
 
 
 def batch_kernel(kernel: str, surrogate, X_train: torch.Tensor, X_pool: torch.Tensor,
                  transforms: tuple[str, ...] = (), sigma: float = 0.1, n_features: int | None = None,
-                 seed: int | None = None) -> KernelRows:
+                 seed: int | None = None, storage: torch.dtype | None = None) -> KernelRows:
     """The base kernel ``kernel`` with ``transforms`` applied (names from :data:`TRANSFORMS`)."""
     for t in transforms:
         if t not in TRANSFORMS:
             raise UnknownName("transform", str(t), list(TRANSFORMS))
-    rows = base_kernel(kernel, surrogate, X_train, X_pool, n_features=n_features, seed=seed)
+    rows = base_kernel(kernel, surrogate, X_train, X_pool, n_features=n_features, seed=seed, storage=storage)
     if "scale" in transforms:
         rows = rows.scaled()
     if "posterior" in transforms:

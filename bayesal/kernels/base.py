@@ -89,11 +89,16 @@ class KernelRows:
     """
 
     def __init__(self, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor],
-                 features: torch.Tensor | None = None):
+                 features: torch.Tensor | None = None,
+                 block: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None):
         self.n_train = int(n_train)
         self.diag = diag
         self._column = column
-        self.features = features
+        self._parts = features if isinstance(features, tuple) else None
+        self._features = None if isinstance(features, tuple) else features
+        if block is None and self._features is not None:
+            block = lambda i, k, cols: self._features[i:k] @ self._features[cols].T  # noqa: E731
+        self._block = block
         if self.n_train < 0 or self.n_train > diag.shape[0]:
             raise InvalidInput("n_train", f"between 0 and {diag.shape[0]}", str(n_train))
 
@@ -104,10 +109,76 @@ class KernelRows:
         if train.shape[-1] != pool.shape[-1]:
             raise InvalidInput("features", f"{pool.shape[-1]} columns for the labelled rows as for the pool",
                                f"{train.shape[-1]}")
-        Phi = torch.cat([train.to(pool), pool], 0)
-        if not bool(torch.isfinite(Phi).all()):
-            raise InvalidInput("features", "finite values", "NaN or inf in the batch-selection features")
-        return cls(train.shape[0], Phi.pow(2).sum(-1), lambda j: Phi @ Phi[j], Phi)
+        train = train.to(pool)
+        p = train.shape[0]
+        # no [n, F] copy or temporary: the two blocks stay apart (``features`` joins them on demand)
+        diag = torch.cat([torch.linalg.vector_norm(train, dim=-1), torch.linalg.vector_norm(pool, dim=-1)]).pow(2)
+        if not bool(torch.isfinite(diag).all()):  # a NaN or inf feature makes its row's norm one
+            raise InvalidInput("features", "finite values", "NaN or inf (or values above 1e19) in the "
+                               "batch-selection features")
+
+        def row(j: int) -> torch.Tensor:
+            return train[j] if j < p else pool[j - p]
+
+        def column(j: int) -> torch.Tensor:
+            phi = row(j)
+            return torch.cat([train @ phi, pool @ phi]) if p else pool @ phi
+
+        def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
+            B = torch.stack([row(int(j)) for j in cols]) if len(cols) else pool[:0]
+            parts = ([train[i:min(k, p)] @ B.T] if i < p else []) + ([pool[max(i - p, 0):k - p] @ B.T] if k > p else [])
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+        return cls(p, diag, column, (train, pool), block)
+
+    @classmethod
+    def from_feature_map(cls, feature_map: FeatureMap, X_train: torch.Tensor, X_pool: torch.Tensor,
+                         storage: torch.dtype | None = None) -> "KernelRows":
+        """The linear kernel of ``feature_map`` over ``[X_train; X_pool]``, filled block by block.
+
+        ``storage=torch.float16`` keeps the features compact for very large pools: each row is
+        stored as its norm (float32) and its direction (float16), and columns are computed block
+        by block in float32. A direction's rounding error (about 5e-4 relative) is far below a
+        512-feature sketch's own error (about 6 %); diagonal and columns come from the same
+        stored values, so a row's distance to itself stays 0. Such rows have no ``features``
+        (BAIT and Frank-Wolfe need float32 features)."""
+        X = torch.cat([X_train, X_pool.to(X_train)], 0)
+        n_train = X_train.shape[0]
+        if storage is None:
+            Phi = feature_map(X)
+            return cls.from_features(Phi[:n_train], Phi[n_train:])
+        step = rows_per_chunk(feature_map.bytes_per_row(X))
+        F = feature_map.n_features
+        U = torch.empty(X.shape[0], F, dtype=storage, device=X.device)
+        norms = torch.empty(X.shape[0], dtype=torch.float32, device=X.device)
+        for i in range(0, X.shape[0], step):
+            block = feature_map.chunk(X[i:i + step]).float()
+            if not bool(torch.isfinite(block).all()):
+                raise InvalidInput("features", "finite values", "NaN or inf in the batch-selection features")
+            nb = block.norm(dim=-1)
+            norms[i:i + step] = nb
+            U[i:i + step] = (block / nb.clamp_min(1e-30)[:, None]).to(storage)
+        blk = 4096  # float32 blocks of 8 MiB: an upcast block stays in cache (bigger ones were 4x slower)
+        diag = torch.empty_like(norms)
+        for i in range(0, X.shape[0], blk):
+            diag[i:i + blk] = norms[i:i + blk].pow(2) * U[i:i + blk].float().pow(2).sum(-1)
+
+        def column(j: int) -> torch.Tensor:
+            v = U[j].float() * norms[j]
+            out = torch.empty_like(norms)
+            for i in range(0, U.shape[0], blk):
+                out[i:i + blk] = (U[i:i + blk].float() @ v) * norms[i:i + blk]
+            return out
+
+        def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
+            B = U[cols].float() * norms[cols, None]
+            out = torch.empty(k - i, len(cols), dtype=torch.float32, device=U.device)
+            for a in range(i, k, blk):
+                b = min(a + blk, k)
+                out[a - i:b - i] = (U[a:b].float() @ B.T) * norms[a:b, None]
+            return out
+
+        return cls(n_train, diag, column, None, block)
 
     @classmethod
     def from_columns(cls, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor]) -> "KernelRows":
@@ -126,13 +197,48 @@ class KernelRows:
         return self.n - self.n_train
 
     @property
+    def features(self) -> torch.Tensor | None:
+        """``[n, F]`` for a finite-dimensional kernel (labelled rows first), None for one known
+        through columns only; joined from the labelled and pool blocks on first use."""
+        if self._features is None and self._parts is not None:
+            train, pool = self._parts
+            self._features = torch.cat([train, pool]) if train.shape[0] else pool
+            self._parts = None
+        return self._features
+
+    @property
+    def has_features(self) -> bool:
+        return self._features is not None or self._parts is not None
+
+    def feature_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(labelled [n_train, F], pool [n_pool, F])`` features, without joining them."""
+        if self._parts is not None:
+            return self._parts
+        Phi = self.require_features("feature blocks")
+        return Phi[:self.n_train], Phi[self.n_train:]
+
+    @property
     def n_features(self) -> int | None:
         """F for a finite-dimensional kernel, None for one known through columns only."""
-        return None if self.features is None else self.features.shape[-1]
+        if not self.has_features:
+            return None
+        return self.feature_blocks()[1].shape[-1]
 
     def column(self, j: int) -> torch.Tensor:
         """``[n]``: the kernel between every row and row j."""
         return self._column(j)
+
+    @property
+    def has_blocks(self) -> bool:
+        """Whether :meth:`block` is a blocked product (features held), not a stack of columns."""
+        return self._block is not None
+
+    def block(self, start: int, stop: int, cols: torch.Tensor) -> torch.Tensor:
+        """``[stop − start, len(cols)]``: the kernel between rows ``start:stop`` and rows ``cols``
+        (one matrix product when features are held, else column by column)."""
+        if self._block is not None:
+            return self._block(start, stop, cols)
+        return torch.stack([self.column(int(j))[start:stop] for j in cols], 1)
 
     def sq_dists(self, j: int) -> torch.Tensor:
         """``[n_pool]``: squared feature-space distances from row j to every pool row,
@@ -140,11 +246,13 @@ class KernelRows:
         p = self.n_train
         return self.diag[p:] + self.diag[j] - 2 * self.column(j)[p:]
 
-    def require_features(self, method: str) -> torch.Tensor:
-        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``."""
-        if self.features is None:
+    def require_features(self, method: str, instead: str = "") -> torch.Tensor:
+        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``
+        (and what to use ``instead``)."""
+        if not self.has_features:
+            hint = f"; {instead}" if instead else "; use a feature kernel (ll, grad, samples, inputs)"
             raise Unsupported("this kernel (known only through its columns, e.g. a GP's posterior covariance)",
-                              "finite-dimensional features", method)
+                              "finite-dimensional features", method + hint)
         return self.features
 
     # -- transforms --------------------------------------------------------------------------------
@@ -157,8 +265,9 @@ class KernelRows:
             mean = float(ref.mean()) if ref.numel() else 1.0
             factor = 1.0 / math.sqrt(mean) if mean > 0 and math.isfinite(mean) else 1.0
         f2 = float(factor) ** 2
-        if self.features is not None:
-            return KernelRows.from_features(self.features[:self.n_train] * factor, self.features[self.n_train:] * factor)
+        if self.has_features:
+            train, pool = self.feature_blocks()
+            return KernelRows.from_features(train * factor, pool * factor)
         column = self._column
         return KernelRows.from_columns(self.n_train, self.diag * f2, lambda j: column(j) * f2)
 
@@ -171,22 +280,28 @@ class KernelRows:
         dtype. Only finite-dimensional kernels take it: a model's posterior kernel (``gp``)
         already conditions on the labels.
         """
-        Phi = self.require_features("the posterior transform")
+        self.require_features("the posterior transform")
+        train, pool = self.feature_blocks()
         sigma = float(sigma)
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
-        T = Phi[:self.n_train].double()
-        A = T.T @ T + sigma ** 2 * torch.eye(Phi.shape[-1], dtype=torch.float64, device=Phi.device)
+        T = train.double()
+        A = T.T @ T + sigma ** 2 * torch.eye(pool.shape[-1], dtype=torch.float64, device=pool.device)
         L = torch.linalg.cholesky(A)
-        out = torch.empty_like(Phi)
-        step = rows_per_chunk(16.0 * Phi.shape[-1])
-        for i in range(0, Phi.shape[0], step):
-            block = Phi[i:i + step].double().T
-            out[i:i + step] = (sigma * torch.linalg.solve_triangular(L, block, upper=False)).T.to(Phi.dtype)
-        return KernelRows.from_features(out[:self.n_train], out[self.n_train:])
+        step = min(4096, rows_per_chunk(16.0 * pool.shape[-1]))
+
+        def transformed(Phi: torch.Tensor) -> torch.Tensor:
+            out = torch.empty_like(Phi)
+            for i in range(0, Phi.shape[0], step):
+                block = Phi[i:i + step].double().T
+                out[i:i + step] = (sigma * torch.linalg.solve_triangular(L, block, upper=False)).T.to(Phi.dtype)
+            return out
+
+        return KernelRows.from_features(transformed(train), transformed(pool))
 
     def sketched(self, n_features: int, generator: torch.Generator) -> "KernelRows":
         """The features projected to ``n_features`` by :func:`sketch_matrix` (same kernel in expectation)."""
-        Phi = self.require_features("sketching")
-        P = sketch_matrix(Phi.shape[-1], n_features, generator, Phi.dtype, Phi.device)
-        return KernelRows.from_features(Phi[:self.n_train] @ P, Phi[self.n_train:] @ P)
+        self.require_features("sketching")
+        train, pool = self.feature_blocks()
+        P = sketch_matrix(pool.shape[-1], n_features, generator, pool.dtype, pool.device)
+        return KernelRows.from_features(train @ P, pool @ P)

@@ -45,7 +45,7 @@ from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
                         WorkerDied, run_experiment)
-from .config import (CAMPAIGN_DEFAULTS, COST_TOLERANCE as _COST_TOLERANCE, STORE_ONLY, check_config,
+from .config import (CAMPAIGN_DEFAULTS, COST_TOLERANCE as _COST_TOLERANCE, STORE_ONLY, campaign_strategy, check_config,
                      check_initial_cost, multifidelity_initial_counts)
 from .learner import ActiveLearner
 from .multifidelity import MultiFidelityLearner
@@ -74,7 +74,7 @@ def multifidelity_learner(problem: MultiFidelityProblem, config: dict[str, Any],
     """The (empty) learner of a multi-fidelity campaign with these (checked) settings."""
     extra = {} if config["n_candidates"] is None else {"n_candidates": config["n_candidates"]}
     return MultiFidelityLearner(problem.space, problem.costs, surrogate=config["model"],
-                                acquisition=config["strategy"], seed=seed,
+                                acquisition=campaign_strategy(config), seed=seed,
                                 test_set=problem.test_set() if test_set is None else test_set, **extra)
 
 
@@ -127,7 +127,7 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
         problem = make_problem(problem, noise_std=config["noise_std"], seed=config["seed"],
                                data_dir=config["data_dir"])
     learner = ActiveLearner(campaign_space(problem, config), surrogate=config["model"],
-                            acquisition=config["strategy"], selector=config["selector"], seed=config["seed"],
+                            acquisition=campaign_strategy(config), selector=config["selector"], seed=config["seed"],
                             test_set=problem.test_set(), initial_design=config["initial_design"])
     records = learner.run(problem, budget=config["budget"], q=config["q"], initial=config["initial"],
                           callback=callback, progress=progress)
@@ -286,7 +286,7 @@ class Campaign:
         else:
             self.max_failures = cfg["max_failures"] or max(10, 2 * self.budget)
             self.learner = ActiveLearner(campaign_space(problem, cfg), surrogate=cfg["model"],
-                                         acquisition=cfg["strategy"], selector=cfg["selector"], seed=cfg["seed"],
+                                         acquisition=campaign_strategy(cfg), selector=cfg["selector"], seed=cfg["seed"],
                                          test_set=problem.test_set(), initial_design=cfg["initial_design"])
         if oracle is not None:
             _check_picklable(oracle, executor)

@@ -95,6 +95,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strategy", None, "name", "acquisition strategy (see `bayesal list`); default joint-information, or "
             "mf-integrated-variance for a multi-fidelity problem (also mf-information there)", optional=True),
     Setting("selector", "auto", "name", "auto, topk, greedy or stochastic (pools only)"),
+    Setting("kernel", None, "name", "kernel batch strategies (lcmd, bait-f, kmeanspp, ...): the base kernel, auto, "
+            "inputs, gp, samples, ll, grad or badge (default auto)", optional=True),
+    Setting("transform", None, "text", "kernel batch strategies: transforms and mode joined by +, e.g. "
+            "scale+posterior, tp, none (default: the method's own)", optional=True),
     Setting("budget", None, "count", "labels to buy, initial design included; default 40 (not for a "
             "multi-fidelity problem: --cost-budget limits it)", optional=True),
     Setting("cost_budget", None, "number", "multi-fidelity problems (required there): the nominal cost to spend, "
@@ -142,6 +146,8 @@ _NOT_MULTI_FIDELITY = {
     "oracle": "the problem's own oracle (a user oracle would need the fidelity)",
     "initial_design": "the default nested initial design (Sobol points on a box, random rows on a pool)",
     "asynchronous": "synchronous batches (the multi-fidelity learner does not condition on pending experiments)",
+    "kernel": "no kernel (multi-fidelity strategies are not kernel batch methods)",
+    "transform": "no kernel transform (multi-fidelity strategies are not kernel batch methods)",
 }
 
 #: the settings only a stored campaign supports
@@ -185,6 +191,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
             cfg[name] = default
     make_model(cfg["model"])
     make_acquisition(cfg["strategy"])
+    campaign_strategy(cfg)
     if cfg["selector"] not in SELECTORS:
         raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(cfg["selector"]))
     if cfg["initial"] is not None:
@@ -192,6 +199,21 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     if cfg["initial_design"] is not None and cfg["initial_design"] not in INITIAL_DESIGNS:
         raise UnknownName("initial_design", cfg["initial_design"], list(INITIAL_DESIGNS))
     return cfg
+
+
+def campaign_strategy(cfg: dict[str, Any]):
+    """The acquisition a campaign's settings name: the strategy's name, or, when ``kernel`` or
+    ``transform`` is set, the :class:`~bayesal.selection.KernelBatch` they configure (refused for
+    a strategy that is not a kernel batch method)."""
+    if cfg.get("kernel") is None and cfg.get("transform") is None:
+        return cfg["strategy"]
+    from ..selection.kernel_batch import KERNEL_METHODS, KernelBatch
+
+    if cfg["strategy"] not in KERNEL_METHODS:
+        name = "kernel" if cfg.get("kernel") is not None else "transform"
+        raise InvalidInput(name, "a kernel batch strategy (" + ", ".join(KERNEL_METHODS) + ")",
+                           f"the strategy {cfg['strategy']!r}")
+    return KernelBatch(cfg["strategy"], kernel=cfg.get("kernel") or "auto", transform=cfg.get("transform"))
 
 
 def _check_multifidelity(cfg: dict[str, Any]) -> dict[str, Any]:

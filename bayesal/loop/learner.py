@@ -317,7 +317,7 @@ class ActiveLearner:
             # a constant cost ranks as the plain criterion: keep its own (chunked) scoring path
             acquisition = acquisition.with_cost(self.cost_model)
         model = acquisition.selection_model(self.X, self.surrogate)
-        excluded = None
+        excluded = pending_for_box = None
         observed = self.X
         if pending is not None:
             X_pending = check_X(pending, "pending", dim=self.space.dim, allow_empty=True)
@@ -325,12 +325,19 @@ class ActiveLearner:
                 rows = self.space.index_of(X_pending)
                 excluded = rows[~self.space.labelled[rows.to(self.space.labelled.device)].cpu()]
                 self.space.check_batch_size(q + excluded.numel())
-            if X_pending.shape[0] and acquisition.needs_posterior:
-                model = model.condition_on(X_pending)
             observed = torch.cat([self.X, X_pending.to(self.X)])
+            if X_pending.shape[0] and acquisition.needs_posterior:
+                if isinstance(self.space, Box) and select_function is None:
+                    # the box selector conditions on them itself, and judges the model's noise
+                    # before conditioning (a conditioned model looks noisier at its pending points)
+                    pending_for_box = X_pending
+                else:
+                    model = model.condition_on(X_pending)
         # a box selector keeps a noise-free model off the labelled and pending points (a pool
         # excludes its labelled rows itself, so pool selectors keep their signature)
         extra = {"X_observed": observed} if isinstance(self.space, Box) else {}
+        if pending_for_box is not None:
+            extra["X_pending"] = pending_for_box
         if excluded is None or excluded.numel() == 0:
             batch = (select_function or select)(model, acquisition, self.space, q, selector=self.selector, seed=seed,
                                                 **extra)

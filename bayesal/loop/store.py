@@ -380,6 +380,10 @@ class CampaignStore:
                              f"({exc.strerror or exc})") from None
         if self.path.is_dir():
             raise StoreError(f"cannot create a campaign store at {self.path}: it is a folder")
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            # SQLite would only say "unable to open database file"
+            raise StoreError(f"cannot create a campaign store at {self.path}: its folder "
+                             f"{self.path.parent.resolve()} is read-only")
         from .. import __version__
 
         try:

@@ -11,11 +11,11 @@ from .dkl import DeepKernelGP
 from .gp import KERNELS, ExactGP
 from .kernel_gp import EmpiricalNTK, KernelGP
 from .multifidelity import BoTorchMultiFidelityGP, CoKriging, MultiFidelitySurrogate, TargetFidelity
-from .nets import ConditionedSampleSurrogate, ConsistentDropout, DeepEnsemble, MCDropoutNet, SampleSurrogate
+from .nets import ConditionedSampleSurrogate, ConsistentDropout, DeepEnsemble, MCDropoutNet, MLPRegressor, SampleSurrogate
 from .sparse import SparseGP
 
 __all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
-           "MCDropoutNet", "DeepEnsemble", "DeepKernelGP", "SampleSurrogate", "ConditionedSampleSurrogate",
+           "MCDropoutNet", "DeepEnsemble", "MLPRegressor", "DeepKernelGP", "SampleSurrogate", "ConditionedSampleSurrogate",
            "ConsistentDropout", "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity",
            "MODELS", "MF_MODELS", "make_model"]
 
@@ -27,6 +27,7 @@ MODELS: dict[str, Callable[..., Surrogate]] = {
     "deep-kernel-gp-variational": lambda seed=0: DeepKernelGP(variational=True, seed=seed),
     "mc-dropout-regression": lambda seed=0: MCDropoutNet(task="regression", seed=seed),
     "deep-ensemble-regression": lambda seed=0: DeepEnsemble(task="regression", seed=seed),
+    "mlp": lambda seed=0: MLPRegressor(seed=seed),
     **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
 }
 

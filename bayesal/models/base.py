@@ -73,6 +73,11 @@ class Surrogate(ABC):
         """Features ``[m, F, N]`` of ``X: [N, d]`` whose inner products give the posterior kernel."""
         raise self._unsupported("features of its posterior kernel", "a feature-based criterion")
 
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        """The kinds :meth:`feature_map` provides (none by default)."""
+        return ()
+
     def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
         """A :class:`~bayesal.kernels.FeatureMap` of the fitted model for batch selection:
         ``"ll"`` (last-layer features) or ``"grad"`` (per-example parameter gradients, sketched

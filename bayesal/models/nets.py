@@ -1,4 +1,5 @@
-"""Neural-network surrogates with a sample posterior: MC dropout and deep ensembles.
+"""Neural-network surrogates: MC dropout and deep ensembles (sample posteriors), and an MLP
+regressor with a Gaussian neural-linear posterior (:class:`MLPRegressor`).
 
 Both answer ``posterior(X [N, d])`` with a :class:`~bayesal.posteriors.SamplePosterior`: K
 stochastic forward passes (MC dropout) or M members (ensemble), as class probabilities
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from numbers import Integral
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,12 +28,15 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
 from ..errors import InvalidInput, NotFitted, Unsupported
-from ..posteriors import SamplePosterior
+from ..kernels.network import (NetworkFunction, NTKLinear, PreprocessedFeatures, ensemble_feature_map, frozen_copy,
+                               network_feature_map)
+from ..posteriors import GaussianPosterior, SamplePosterior
 from ..settings import rows_per_chunk
 from ..validation import as_tensor, check_count, check_X, check_y
 from .base import PendingConditioned, Surrogate
 
 __all__ = ["SampleSurrogate", "ConditionedSampleSurrogate", "ConsistentDropout", "MCDropoutNet", "DeepEnsemble", "mlp",
+           "MLPRegressor", "evidence_fit", "soft_clip",
            "sample_moments", "sample_cross", "ensemble_transform"]
 
 TASKS = ("classification", "regression")
@@ -223,6 +228,31 @@ class SampleSurrogate(Surrogate):
         """Predictive mean: class probabilities ``[N, C]`` or the mean of f ``[N, m]``."""
         return self.posterior(X).mean
 
+    # -- feature maps for kernel batch selection ----------------------------------------------------
+    def _network_functions(self) -> list[NetworkFunction]:
+        """The trained network(s) as pure functions of the preprocessed inputs."""
+        raise NotImplementedError
+
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        """``ll`` and ``grad``, and ``badge`` for a classifier."""
+        return ("ll", "grad", "badge") if self.task == "classification" else ("ll", "grad")
+
+    def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
+        """A feature map ``X: [N, d] -> [N, F]`` of the trained network(s) (inputs in the
+        user's units; the input preprocessing is applied first): ``"ll"``, ``"grad"`` (exact when
+        ``n_features`` is None, else sketched with ``seed``) or, for classifiers, ``"badge"``;
+        see :mod:`bayesal.kernels.network`. MC dropout uses the deterministic network (no
+        dropout); an ensemble the sum of its members' kernels (bmdal_reg's ``ens``)."""
+        if not self._fitted:
+            raise NotFitted(f"{type(self).__name__} has no data yet: call fit(X, y) first")
+        nets, owner = self._network_functions(), type(self).__name__
+        if len(nets) == 1:
+            fmap = network_feature_map(nets[0], kind, n_features, seed, self.task, owner)
+        else:
+            fmap = ensemble_feature_map(nets, kind, n_features, seed, self.task, owner)
+        return PreprocessedFeatures(fmap, self._transform)
+
     # -- capabilities of a regression sample posterior ------------------------------------------------
     @property
     def num_train(self) -> int:
@@ -403,6 +433,12 @@ class MCDropoutNet(SampleSurrogate):
             return None
         return self._log_noise.exp() * self.y_std.pow(2)
 
+    def _network_functions(self) -> list[NetworkFunction]:
+        # the deterministic network: dropout switched off (eval mode, no MC masks) in a copy
+        net = frozen_copy(self.net)
+        _set_samples(net, 0, None)
+        return [NetworkFunction(net)]
+
     def _outputs(self, U: torch.Tensor) -> torch.Tensor:
         K, c = self.K, U.shape[0]
         out = self.net(U.unsqueeze(0).expand(K, c, U.shape[-1]).reshape(K * c, -1))
@@ -524,6 +560,12 @@ class DeepEnsemble(SampleSurrogate):
 
     def _outputs(self, U: torch.Tensor) -> torch.Tensor:
         return self._forward(self.params, self.buffers, U.unsqueeze(0).expand(self.M, *U.shape))
+
+    def _network_functions(self) -> list[NetworkFunction]:
+        # member i: the shared (meta-device) skeleton with the i-th slice of the stacked parameters
+        return [NetworkFunction(self._base, {**{k: v[i] for k, v in self.params.items()},
+                                             **{k: v[i] for k, v in self.buffers.items()}})
+                for i in range(self.M)]
 
 
 # -- moments of joint draws and their exact Gaussian conditioning ------------------------------------
@@ -657,3 +699,392 @@ class ConditionedSampleSurrogate(PendingConditioned):
         the base draws for all of them)."""
         Xp = self.base._check_points(X_pending, "X_pending")
         return ConditionedSampleSurrogate(self.base, torch.cat([self.P, Xp.to(self.P)]))
+
+
+# -- an MLP regressor trained as bmdal_reg trains its networks, with a neural-linear posterior --------
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+POSTERIOR_KERNELS = ("ll", "grad")
+
+
+def soft_clip(U: torch.Tensor) -> torch.Tensor:
+    """``5 tanh(U / 5)``: standardised inputs softly clipped to (−5, 5), as bmdal_reg preprocesses
+    its tabular data (Holzmüller et al. 2023, §6.1), so outliers cannot dominate a ReLU network."""
+    return 5.0 * torch.tanh(0.2 * U)
+
+
+def evidence_fit(evals: torch.Tensor, z2: torch.Tensor, resid: torch.Tensor, n: int,
+                 grid: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prior scale s² and noise σ² of Bayesian linear regression ``y = Φw + ε``, ``w ~ N(0, s² I)``,
+    ``ε ~ N(0, σ² I)``, that maximise the evidence ``log N(y; 0, s² ΦΦᵀ + σ² I)``.
+
+    The data enter through the eigenvalues ``evals: [r]`` of ``ΦᵀΦ`` (or ``ΦΦᵀ``), the squared
+    projections ``z2: [r, m]`` of y on the matching eigenvectors of ``ΦΦᵀ``, the energy
+    ``resid: [m]`` of y outside them and n. With the ratio λ = σ²/s² fixed, the evidence is
+    ``−½ [n log s² + Σ_i log(e_i + λ) + (n − r) log λ + Q(λ)/s²] + const``,
+    ``Q(λ) = Σ_i z_i²/(e_i + λ) + resid/λ``, maximised in closed form by ``s² = Q(λ)/n``; the
+    profile in log λ is then searched on a grid over ``[1e-8, 1e4] · mean(e)`` and refined by
+    golden-section search around the best grid point (MacKay 1992, "Bayesian Interpolation").
+
+    Returns ``s2, sigma2: [m]``.
+    """
+    evals = evals.clamp_min(0.0)
+    r = evals.shape[0]
+    scale = float(evals.mean()) if r and float(evals.mean()) > 0 else 1.0
+
+    def profile(loglam: torch.Tensor) -> torch.Tensor:  # [G] -> [G, m] negative log evidence (x2)
+        lam = loglam.exp().unsqueeze(-1)  # [G, 1]
+        c = evals.unsqueeze(0) + lam  # [G, r]
+        Q = (z2.unsqueeze(0) / c.unsqueeze(-1)).sum(1) + resid / lam  # [G, m]
+        Q = Q.clamp_min(1e-300)
+        return n * torch.log(Q / n) + torch.log(c).sum(1, keepdim=True) + (n - r) * lam.log()
+
+    lo, hi = math.log(1e-8 * scale), math.log(1e4 * scale)
+    xs = torch.linspace(lo, hi, grid, dtype=torch.float64)
+    vals = profile(xs)  # [G, m]
+    best = vals.argmin(0)  # [m]
+    step = (hi - lo) / (grid - 1)
+    a = (xs[best] - step).clamp(lo, hi)
+    b = (xs[best] + step).clamp(lo, hi)
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(40):  # golden section, per output (the profile is smooth and unimodal near its grid optimum)
+        c1, c2 = b - g * (b - a), a + g * (b - a)
+        f1 = profile(c1).diagonal() if c1.numel() > 1 else profile(c1)[:, 0]
+        f2 = profile(c2).diagonal() if c2.numel() > 1 else profile(c2)[:, 0]
+        left = f1 < f2
+        b = torch.where(left, c2, b)
+        a = torch.where(left, a, c1)
+    loglam = (a + b) / 2
+    lam = loglam.exp()
+    Q = (z2 / (evals.unsqueeze(-1) + lam)).sum(0) + resid / lam
+    s2 = Q.clamp_min(1e-300) / n
+    return s2, s2 * lam
+
+
+class MLPRegressor(Surrogate):
+    """A multilayer perceptron trained as in Holzmüller et al. (2023, "A Framework and Benchmark
+    for Deep Batch Active Learning for Regression", JMLR, §6.1; bmdal_reg's ``fit_model`` and
+    ``create_tabular_model``), with a Gaussian "neural linear" posterior.
+
+    **Network and training** (bmdal_reg's benchmark setting, ``get_relu_configs``): two hidden
+    layers of 512, ReLU, :class:`~bayesal.kernels.network.NTKLinear` layers (NTK
+    parametrisation, σ_w = σ_b = 0.2, weights N(0, 1), biases zero); inputs standardised
+    (or scaled to [−1, 1] by ``bounds``) and soft-clipped by :func:`soft_clip`, targets
+    standardised; mean squared error, Adam (bmdal_reg's default optimiser) with learning rate
+    0.375 decayed linearly to zero over all steps, 256 epochs of mini-batches of 256 (the last,
+    partial batch dropped); the parameters of the epoch with the lowest held-out RMSE are kept
+    (bmdal_reg validates on a separate set; here a ``holdout`` fraction of the labels, as in its
+    ``NNRegressor``'s ``valid_fraction``). Deterministic given ``seed``.
+
+    **Posterior** (Gaussian): mean = the network's prediction; covariance = ``s² k_post`` where k
+    is the network's kernel (``posterior_kernel``: ``"ll"`` last-layer features, or ``"grad"``
+    sketched gradients with ``n_features`` and ``seed``) and k_post its Bayesian-linear-regression
+    posterior on all n training features Φ: with λ = σ²/s²,
+    ``Σ(a, b) = σ² φ(a)ᵀ (ΦᵀΦ + λ I)⁻¹ φ(b) = s² [k(a,b) − k(a,T)(K_TT + λI)⁻¹ k(T,b)]``.
+    s² and the noise σ² are fitted per output by maximising the evidence of the standardised
+    training targets under ``y = Φw + ε``, ``w ~ N(0, s² I)`` (:func:`evidence_fit`: closed form in
+    s², 1-D search in λ) — the "neural linear" model (Snoek et al. 2015, "Scalable Bayesian
+    Optimization Using Deep Neural Networks"; Riquelme, Tucker & Snoek 2018). With m > 1 outputs
+    the features are shared (``ll``: the penultimate layer; ``grad``: gradient of the summed
+    outputs), s² and σ² are per output.
+
+    Args:
+        hidden: widths of the hidden layers.
+        activation: ``"relu"`` (bmdal_reg's benchmark), ``"silu"`` (its later ``NNRegressor``
+            default, with weight_gain 0.5, bias_gain 1.0, lr 0.15), ``"gelu"`` or ``"tanh"``.
+        weight_gain, bias_gain: σ_w, σ_b of the NTK parametrisation.
+        lr: peak learning rate of Adam (linear decay to zero).
+        epochs, batch_size: training length and mini-batch size.
+        holdout: fraction of the labels held out for choosing the best epoch (0: keep the last);
+            skipped when it would hold out fewer than ``min_holdout`` labels.
+        posterior_kernel: ``"ll"`` or ``"grad"``.
+        n_features: sketch size of the ``"grad"`` posterior kernel.
+        seed: seed of the initialisation, split, mini-batches and sketches.
+        dtype, device: of the network (the posterior algebra runs in float64).
+    """
+
+    posterior_kind = "gaussian"
+
+    def __init__(self, hidden: Sequence[int] = (512, 512), activation: str = "relu", weight_gain: float = 0.2,
+                 bias_gain: float = 0.2, lr: float = 0.375, epochs: int = 256, batch_size: int = 256,
+                 holdout: float = 0.1, min_holdout: int = 5, posterior_kernel: str = "ll", n_features: int = 512,
+                 seed: int = 0, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
+        from ..errors import UnknownName
+        from ..validation import MAX_USER_SEED, check_seed
+
+        if isinstance(hidden, (Integral, str)) or not all(isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+                                                          for h in hidden):
+            raise InvalidInput("hidden", "a sequence of positive layer widths", repr(hidden))
+        if activation not in ACTIVATIONS:
+            raise UnknownName("activation", str(activation), list(ACTIVATIONS))
+        if posterior_kernel not in POSTERIOR_KERNELS:
+            raise UnknownName("posterior_kernel", str(posterior_kernel), list(POSTERIOR_KERNELS))
+        for name, value in (("weight_gain", weight_gain), ("bias_gain", bias_gain), ("lr", lr)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+                raise InvalidInput(name, "a finite, non-negative number", repr(value))
+        if not (isinstance(holdout, (int, float)) and 0 <= holdout < 0.5):
+            raise InvalidInput("holdout", "a fraction in [0, 0.5)", repr(holdout))
+        if dtype not in (torch.float32, torch.float64):
+            raise InvalidInput("dtype", "torch.float32 or torch.float64", repr(dtype))
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        self.weight_gain, self.bias_gain, self.lr = float(weight_gain), float(bias_gain), float(lr)
+        self.epochs = check_count(epochs, "epochs")
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.holdout, self.min_holdout = float(holdout), check_count(min_holdout, "min_holdout", 0)
+        self.posterior_kernel = posterior_kernel
+        self.n_features = check_count(n_features, "n_features")
+        self.seed = check_seed(seed, allow_none=False, maximum=MAX_USER_SEED)
+        self.dtype = dtype
+        self.device = torch.device(device) if device is not None else None
+        self.net: nn.Sequential | None = None
+        self._fitted, self._n_train = False, 0
+        self.history: list[dict[str, float]] = []
+
+    def __repr__(self) -> str:
+        return (f"MLPRegressor(hidden={self.hidden}, activation={self.activation!r}, "
+                f"posterior_kernel={self.posterior_kernel!r}, n_train={self._n_train})")
+
+    # -- network ------------------------------------------------------------------------------------
+    def _build(self, d: int, m: int, gen: torch.Generator) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        width = d
+        for h in self.hidden:
+            layers += [NTKLinear(width, h, self.weight_gain, self.bias_gain, generator=gen), ACTIVATIONS[self.activation]()]
+            width = h
+        layers.append(NTKLinear(width, m, self.weight_gain, self.bias_gain, generator=gen))
+        return nn.Sequential(*layers)
+
+    def _transform(self, X: torch.Tensor) -> torch.Tensor:
+        """Preprocessed inputs ``[n, d]``: shifted, scaled and soft-clipped (:func:`soft_clip`)."""
+        U = (X.to(self._device, torch.float64) - self._shift) / self._scale
+        return soft_clip(U.nan_to_num(0.0, 1e300, -1e300)).to(self.dtype)
+
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
+        if not self._fitted:
+            raise NotFitted("MLPRegressor has no data yet: call fit(X, y) first")
+        return check_X(X, name, dim=self._dim)
+
+    def fit(self, X: Any, y: Any, bounds: Any = None) -> "MLPRegressor":
+        """Train on ``X: [n, d]``, ``y: [n]`` or ``[n, m]``, then fit the posterior (s², σ²).
+
+        ``bounds: [2, d]`` scales the inputs to [−1, 1] (else they are standardised with the
+        training mean and standard deviation) before the soft clipping.
+        """
+        from ..validation import check_bounds
+
+        X = check_X(X, "X")
+        n, d = X.shape
+        y = check_y(y, "y", n=n)
+        m = y.shape[-1]
+        device = self.device or X.device
+        self._device, self._dim, self.num_outputs = device, d, m
+        # the input scaling is computed and applied in float64: soft clipping then bounds every
+        # input, so a float32 network takes inputs of any finite magnitude
+        if bounds is not None:
+            b = check_bounds(bounds, d, "bounds", like=X).to(device, torch.float64)
+            span = torch.where(b[1] > b[0], b[1] - b[0], torch.ones_like(b[0]))
+            self._shift, self._scale = b[0] / 2 + b[1] / 2, span / 2
+        else:
+            Xd = X.to(device, torch.float64)
+            peak = Xd.abs().max().clamp_min(1e-300)  # std of X / peak cannot overflow
+            sd = (Xd / peak).std(0) * peak if n > 1 else torch.ones(d, dtype=torch.float64, device=device)
+            self._shift = (Xd / peak).mean(0) * peak
+            self._scale = torch.where((sd > 0) & torch.isfinite(sd), sd, torch.ones_like(sd))
+        yd = y.to(device, torch.float64)
+        self.y_mean = yd.mean(0)
+        std = yd.std(0) if n > 1 else torch.ones(m, dtype=torch.float64, device=device)
+        self.y_std = torch.where(std > 0, std, torch.ones_like(std))
+        T = ((yd - self.y_mean) / self.y_std).to(self.dtype)
+        U = self._transform(X)
+        if not bool(torch.isfinite(U).all()):
+            raise InvalidInput("X", "inputs whose scaling by the training data is finite", "an overflow")
+        gen = torch.Generator().manual_seed(self.seed)
+        perm = torch.randperm(n, generator=gen)
+        n_hold = int(self.holdout * n) if self.holdout > 0 else 0
+        if n_hold < max(self.min_holdout, 1) or n - n_hold < 1:
+            n_hold = 0
+        hold, train = perm[:n_hold].to(device), perm[n_hold:].to(device)
+        net = self._build(d, m, gen).to(device, self.dtype)
+        self._train(net, U, T, train, hold, gen)
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.net = net
+        self._n_train, self._fitted = n, True
+        self._fit_posterior(X, T.to(torch.float64))
+        return self
+
+    def _train(self, net: nn.Module, U, T, train, hold, gen) -> None:
+        """bmdal_reg's ``fit_model``: Adam, linear learning-rate decay per step, MSE, best held-out epoch."""
+        n_t = train.numel()
+        bs = min(self.batch_size, n_t)
+        n_batches = n_t // bs  # the last partial batch is dropped, as bmdal_reg does
+        n_steps = self.epochs * n_batches
+        optim = torch.optim.Adam(net.parameters(), lr=self.lr)
+        best, best_state = math.inf, copy.deepcopy(net.state_dict())
+        step = 0
+        self.history = []
+        for epoch in range(self.epochs):
+            net.train()
+            order = train[torch.randperm(n_t, generator=gen).to(train.device)]
+            total = 0.0
+            for s in range(n_batches):
+                idx = order[s * bs:(s + 1) * bs]
+                loss = (net(U[idx]) - T[idx]).pow(2).mean()
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                for group in optim.param_groups:
+                    group["lr"] = self.lr * (1.0 - step / n_steps)
+                optim.step()
+                step += 1
+                total += float(loss.detach())
+            record = {"epoch": epoch, "train_loss": total / max(n_batches, 1), "lr": optim.param_groups[0]["lr"]}
+            if hold.numel():
+                net.eval()
+                with torch.no_grad():
+                    rmse = float((net(U[hold]) - T[hold]).pow(2).mean().sqrt())
+                record["holdout_rmse"] = rmse
+                if rmse < best:
+                    best, best_state = rmse, copy.deepcopy(net.state_dict())
+            self.history.append(record)
+        if hold.numel():
+            net.load_state_dict(best_state)
+
+    # -- the neural-linear posterior ------------------------------------------------------------------
+    def _posterior_features(self, X: torch.Tensor, differentiable: bool = False) -> torch.Tensor:
+        """Features ``[N, F]`` (float64) of the posterior kernel at ``X: [N, d]`` (user units)."""
+        if self.posterior_kernel == "ll":
+            # the last layer's scaled input [σ_w a, σ_b] (the ll features of any one output)
+            body, last = self.net[:-1], self.net[-1]
+            a = body(self._transform(X)) * last.weight_factor
+            phi = torch.cat([a, torch.full_like(a[:, :1], last.bias_factor)], -1)
+            return phi.to(torch.float64) if differentiable else phi.detach().to(torch.float64)
+        if differentiable:
+            raise Unsupported("MLPRegressor(posterior_kernel='grad')", "a differentiable posterior",
+                              "box optimisation (use posterior_kernel='ll')")
+        return self._grad_map(X).to(torch.float64)
+
+    def _fit_posterior(self, X: torch.Tensor, T: torch.Tensor) -> None:
+        if self.posterior_kernel == "grad":
+            self._grad_map = self.feature_map("grad", n_features=self.n_features, seed=self.seed)
+        Phi = self._posterior_features(X)  # [n, F]
+        n, Fd = Phi.shape
+        if n <= Fd:
+            evals, U = torch.linalg.eigh(Phi @ Phi.T)
+            z = U.T @ T
+            resid = torch.zeros(T.shape[-1], dtype=torch.float64, device=T.device)
+        else:
+            evals, V = torch.linalg.eigh(Phi.T @ Phi)
+            keep = evals > evals.max().clamp_min(1e-300) * 1e-12
+            evals, V = evals[keep], V[:, keep]
+            z = (Phi @ V).T @ T / evals.sqrt().unsqueeze(-1)
+            resid = (T.pow(2).sum(0) - z.pow(2).sum(0)).clamp_min(0.0)
+        s2, sigma2 = evidence_fit(evals.cpu(), z.pow(2).cpu(), resid.cpu(), n)
+        s2, sigma2 = s2.to(Phi), sigma2.to(Phi)
+        # floors for degenerate evidence (constant labels, one or two points), where its maximum
+        # is at s² = 0 or σ² = 0 and every variance would vanish: a prior standard deviation of
+        # f of at least 1 % of y's spread at the training points, a noise of at least 0.1 %
+        mean_k = float(Phi.pow(2).sum(-1).mean().clamp_min(1e-300))
+        s2 = s2.clamp_min(1e-4 / mean_k)
+        sigma2 = sigma2.clamp_min(1e-6)
+        lam = sigma2 / s2  # [m]
+        A = Phi.T @ Phi
+        eye = torch.eye(Fd, dtype=torch.float64, device=Phi.device)
+        self._L = torch.linalg.cholesky(A.unsqueeze(0) + lam.reshape(-1, 1, 1) * eye)  # [m, F, F]
+        self.prior_scale, self._sigma2 = s2, sigma2  # standardised units
+
+    def _whitened(self, X: torch.Tensor, differentiable: bool = False) -> torch.Tensor:
+        """``σ L⁻¹ φ(X)ᵀ``: ``[m, F, N]``, so that ``Σ(A, B) = W(A)ᵀ W(B)`` (units of y²)."""
+        phi = self._posterior_features(X, differentiable)  # [N, F]
+        scale = (self._sigma2.sqrt() * self.y_std.to(phi)).reshape(-1, 1, 1)
+        W = torch.linalg.solve_triangular(self._L, phi.T.unsqueeze(0).expand(self._L.shape[0], -1, -1), upper=False)
+        return W * scale
+
+    def _mean(self, X: torch.Tensor) -> torch.Tensor:
+        return self.net(self._transform(X)).to(torch.float64) * self.y_std + self.y_mean
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        """``[m]`` fitted observation-noise variance σ² in the units of y² (evidence maximisation)."""
+        if not self._fitted:
+            raise NotFitted("MLPRegressor has no data yet: call fit(X, y) first")
+        return self._sigma2 * self.y_std.pow(2)
+
+    @property
+    def num_train(self) -> int:
+        """Number of training labels of the last fit (0 before fitting)."""
+        return self._n_train
+
+    def parameter_like(self) -> torch.Tensor:
+        """A float64 tensor on the network's device (the posterior algebra's dtype)."""
+        device = self._device or self.device or torch.device("cpu")
+        return torch.empty(0, dtype=torch.float64, device=device)
+
+    @property
+    def posterior_bytes_per_row(self) -> float:
+        """Bytes one pool row costs while scored: the network's activations and the features."""
+        return 8.0 * (3 * max(self.hidden) + 3 * (self._L.shape[-1] if self._fitted else 513)) * self.num_outputs
+
+    def posterior(self, X: Any, chunk_size: int | None = None) -> GaussianPosterior:
+        """Gaussian posterior of f at ``X: [N, d]`` (float64, units of y), computed in chunks."""
+        X = self._check_points(X)
+        step = chunk_size or rows_per_chunk(self.posterior_bytes_per_row)
+        means, variances = [], []
+        with torch.no_grad():
+            for s in range(0, X.shape[0], step):
+                Xc = X[s:s + step]
+                means.append(self._mean(Xc))
+                variances.append(self._whitened(Xc).pow(2).sum(-2).T)
+        mean, var = torch.cat(means), torch.cat(variances)
+        return GaussianPosterior(mean.to(X.device), var.to(X.device), noise_variance=self.noise_variance,
+                                 covariance_fn=lambda idx: self.covariance(X[idx], X[idx]))
+
+    def predict(self, X: Any) -> torch.Tensor:
+        """The network's prediction ``[N, m]`` (units of y)."""
+        X = self._check_points(X)
+        with torch.no_grad():
+            return self._mean(X)
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Posterior cross-covariance ``[m, Na, Nb]`` of f (units of y²)."""
+        A, B = self._check_points(A, "A"), self._check_points(B, "B")
+        with torch.no_grad():
+            return self._whitened(A).transpose(-1, -2) @ self._whitened(B)
+
+    def covariance_columns(self, X: torch.Tensor):
+        """Columns ``j -> Σ(X, X[j]) [m, N]``, from ``W(X): [m, F, N]`` computed once."""
+        X = self._check_points(X)
+        with torch.no_grad():
+            W = torch.cat([self._whitened(X[s:s + 65536]) for s in range(0, X.shape[0], 65536)], -1)
+        return lambda j: torch.einsum("mf,mfn->mn", W[:, :, j], W)
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``
+        (``posterior_kernel="ll"`` only: the last-layer features are differentiable in X)."""
+        if not self._fitted:
+            raise NotFitted("MLPRegressor has no data yet: call fit(X, y) first")
+        b, q, d = X.shape
+        flat = X.reshape(-1, d)
+        mean = self._mean(flat).reshape(b, q, -1).to(X.dtype)
+        W = self._whitened(flat, differentiable=True)  # [m, F, b·q]
+        W = W.reshape(W.shape[0], W.shape[1], b, q).permute(2, 0, 1, 3)  # [b, m, F, q]
+        return mean, (W.transpose(-1, -2) @ W).to(X.dtype)
+
+    def condition_on(self, X_pending: Any) -> Surrogate:
+        """A copy whose posterior accounts for pending points ``[p, d]`` (exact Gaussian update)."""
+        from .base import ConditionedSurrogate
+
+        return ConditionedSurrogate(self, self._check_points(X_pending, "X_pending"))
+
+    # -- feature maps ---------------------------------------------------------------------------------
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        return ("ll", "grad")
+
+    def feature_map(self, kind: str, n_features: int | None = None, seed: int | None = None):
+        """A feature map ``X: [N, d] -> [N, F]`` (user units) of the trained network: ``"ll"`` or
+        ``"grad"`` (see :mod:`bayesal.kernels.network`)."""
+        if not self._fitted:
+            raise NotFitted("MLPRegressor has no data yet: call fit(X, y) first")
+        fmap = network_feature_map(NetworkFunction(self.net), kind, n_features, seed, "regression", "MLPRegressor")
+        return PreprocessedFeatures(fmap, self._transform)

@@ -8,6 +8,7 @@ from ..spaces import Box, Pool
 from .base import SELECTORS, Selection, check_arguments
 from .continuous import select_continuous
 from .greedy import select_greedy
+from .kernel_batch import select_kernel_batch
 from .stochastic import StochasticBatch, split_selector
 from .topk import select_topk
 
@@ -33,7 +34,7 @@ def uses_greedy(surrogate, acquisition, q: int, selector: str) -> bool:
 
 
 def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", seed: int | None = None,
-           X_observed=None) -> Selection:
+           X_observed=None, X_pending=None) -> Selection:
     """Choose a batch of q points with the right selector for the space and acquisition.
 
     On a box, :func:`~bayesal.selection.continuous.select_continuous`, which keeps a noise-free
@@ -44,12 +45,27 @@ def select(surrogate, acquisition, space: Pool | Box, q: int, selector="auto", s
     (:func:`~bayesal.selection.greedy.select_greedy`); ``"topk"`` takes the q best single-point
     scores; ``"auto"`` is greedy for model-based criteria when q > 1 (see :func:`uses_greedy`)
     and top-k otherwise.
+
+    ``X_pending: [p, d]`` (boxes only): points being labelled; the box selector conditions the
+    surrogate on them (:func:`~bayesal.selection.continuous.select_continuous`). On a pool, pass
+    a surrogate conditioned on them (``surrogate.condition_on``) and keep their rows out.
     """
     acquisition, selector = split_selector(acquisition, check_selector(selector))
     check_arguments(surrogate, acquisition, space, (Pool, Box), "a bayesal Pool or Box")
     q = check_count(q, "q")
+    if acquisition.selects_batch:
+        if isinstance(selector, StochasticBatch) or selector == "stochastic":
+            raise InvalidInput("selector", f"'auto' for the kernel batch strategy {acquisition.name} (it chooses "
+                               "its batch itself)", repr(selector))
+        if X_pending is not None and surrogate is not None and acquisition.needs_posterior:
+            surrogate = surrogate.condition_on(X_pending)
+        return select_kernel_batch(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
     if isinstance(space, Box):
-        return select_continuous(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed)
+        return select_continuous(surrogate, acquisition, space, q, seed=seed, X_observed=X_observed,
+                                 X_pending=X_pending)
+    if X_pending is not None:
+        raise InvalidInput("X_pending", "None on a pool (condition the surrogate on them and keep their rows out; "
+                           "ActiveLearner.ask(q, pending=...) does both)", "pending points")
     if not isinstance(space, Pool):
         raise InvalidInput("space", "a Pool or a Box", type(space).__name__)
     if isinstance(selector, StochasticBatch):

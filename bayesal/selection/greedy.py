@@ -97,23 +97,26 @@ class GreedyConditioning:
 
 
 def greedy_batch(state: GreedyConditioning, q: int, costs: torch.Tensor | None = None,
-                 budget: float | None = None) -> tuple[list[int], list[float]]:
+                 budget: float | None = None, allowed: torch.Tensor | None = None) -> tuple[list[int], list[float]]:
     """Choose up to q candidates of ``state`` greedily; returns their rows and gains.
 
     With ``costs: [N]`` and ``budget``, a candidate whose cost exceeds the budget left is never
     chosen, and the batch stops early when nothing fits (a cost budget is never overspent).
-    Ties go to the lowest row (``torch.argmax``).
+    ``allowed: [N]`` (bool) restricts the choice to some candidates (the others, such as the
+    labelled rows of a train + pool kernel, only condition). Ties go to the lowest row
+    (``torch.argmax``).
     """
     q = check_count(q, "q")
     remaining = math.inf if budget is None else float(budget)
     chosen: list[int] = []
     gains: list[float] = []
     for t in range(q):
-        allowed = None if costs is None else costs <= remaining + 1e-12
-        s = state.scores(allowed)
+        fits = None if costs is None else costs <= remaining + 1e-12
+        allowed_now = allowed if fits is None else (fits if allowed is None else fits & allowed)
+        s = state.scores(allowed_now)
         j = int(torch.argmax(s))
         if float(s[j]) == -math.inf:  # no finite gain left: the first free candidate, if any
-            free = ~state.taken if allowed is None else ~state.taken & allowed
+            free = ~state.taken if allowed_now is None else ~state.taken & allowed_now
             if not bool(free.any()):
                 break
             j = int(torch.nonzero(free)[0])
