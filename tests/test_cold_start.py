@@ -300,6 +300,30 @@ def test_a_large_pool_is_never_squared():
         assert sel.indices.unique().numel() == 5
 
 
+MEMORY_SCRIPT = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from bayesal.selection.cold_start import _ball_graph
+Z = torch.rand(300_000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(3):
+    src, dst = _ball_graph(Z[:2000], Z, 0.04)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, src.numel())
+"""
+
+
+def test_the_ball_graph_memory_stays_flat_over_many_chunks():
+    # three graphs of 1,000 chunks (two centres each) against 300,000 rows: per-chunk edge tensors
+    # kept in a list fragmented the heap to 3.2-4.5 GB (4 runs of 4; one graph alone only every
+    # other run; 14.9 GB with 2,000 centres over 10^6 rows); the one growing buffer stays at
+    # 20-50 MB over the data. Measured in a fresh process.
+    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    peak_mb, edges = done.stdout.split()
+    assert int(edges) > 2000 and float(peak_mb) < 400, done.stdout
+
+
 def test_random_pool_design_is_the_learners_historical_draw():
     from bayesal.acquisition import Random
     from bayesal.selection import select

@@ -50,7 +50,7 @@ standardised-input kernel, the same code as the ``maxdist`` and ``kmeanspp`` bat
 TypiClust's k-means starts from those k-means++ seeds. Nothing here builds an ``[N, N]`` matrix:
 nearest neighbours, k-means assignments and δ-ball graphs are computed in row chunks sized by
 :func:`bayesal.settings.memory_budget` (at most 24 MiB each). TypiClust scores at most 5,000
-candidates per cluster and ProbCover at most 10,000 ball centres (seeded subsets beyond that), so
+candidates per cluster and ProbCover at most 5,000 ball centres (seeded subsets beyond that), so
 both cost O(N d) times those caps rather than O(N² d).
 """
 
@@ -288,7 +288,9 @@ def kmeans(Z: torch.Tensor, k: int, generator: torch.Generator, iterations: int 
     step = _step(k)
     for _ in range(iterations):
         C_sq = (centres * centres).sum(-1)
-        new = torch.cat([_sq_dists(Z[i:i + step], centres, C_sq).argmin(1) for i in range(0, Z.shape[0], step)])
+        new = torch.empty(Z.shape[0], dtype=torch.long, device=Z.device)
+        for i in range(0, Z.shape[0], step):
+            new[i:i + step] = _sq_dists(Z[i:i + step], centres, C_sq).argmin(1)
         if labels is not None and bool((new == labels).all()):
             break
         labels = new
@@ -307,14 +309,14 @@ def typicality(Z: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tenso
     k = max(1, min(int(k), M - 1))
     Z_sq = (Z * Z).sum(-1)
     step = _step(M)
-    out = []
+    out = torch.empty(candidates.numel(), dtype=Z.dtype, device=Z.device)
     for i in range(0, candidates.numel(), step):
         rows = candidates[i:i + step]
         D = _sq_dists(Z[rows], Z, Z_sq)
         D[torch.arange(rows.numel(), device=D.device), rows] = math.inf  # not its own neighbour
         near = torch.topk(D, k, dim=1, largest=False).values.sqrt()
-        out.append(1.0 / (near.mean(1) + 1e-5))
-    return torch.cat(out)
+        out[i:i + step] = 1.0 / (near.mean(1) + 1e-5)
+    return out
 
 
 def typiclust_indices(Z: torch.Tensor, q: int, generator: torch.Generator, k_nn: int = 20,
@@ -368,7 +370,7 @@ def typiclust_indices(Z: torch.Tensor, q: int, generator: torch.Generator, k_nn:
 # -- pools: ProbCover -----------------------------------------------------------------------------------
 
 def purity_delta(Z: torch.Tensor, labels: torch.Tensor, alpha: float = 0.95, generator: torch.Generator | None = None,
-                 sample: int = 5000) -> float:
+                 sample: int = 2000) -> float:
     """ProbCover's purity heuristic (Yehuda et al. 2022, §4): the largest ball radius δ at which
     at least ``alpha`` of the balls ``B_δ(x)`` are pure, all their points sharing x's cluster
     ``labels [N]`` (the paper clusters with k-means and takes α = 0.95).
@@ -384,19 +386,20 @@ def purity_delta(Z: torch.Tensor, labels: torch.Tensor, alpha: float = 0.95, gen
     idx = idx.to(Z.device)
     Z_sq = (Z * Z).sum(-1)
     step = _step(N)
-    other, nearest = [], []
+    other = torch.empty(idx.numel(), dtype=Z.dtype, device=Z.device)
+    nearest = torch.empty_like(other)
     for i in range(0, idx.numel(), step):
         rows = idx[i:i + step]
         D = _sq_dists(Z[rows], Z, Z_sq)
         D[torch.arange(rows.numel(), device=D.device), rows] = math.inf
-        nearest.append(D.min(1).values)
-        other.append(D.masked_fill(labels[None, :] == labels[rows][:, None], math.inf).min(1).values)
-    r = torch.cat(other).sqrt().sort().values
+        nearest[i:i + step] = D.min(1).values
+        other[i:i + step] = D.masked_fill(labels[None, :] == labels[rows][:, None], math.inf).min(1).values
+    r = other.sqrt().sort().values
     m = int(math.floor((1.0 - alpha) * r.numel() + 1e-9))
     delta = float(r[min(m, r.numel() - 1)]) * (1.0 - 1e-9)  # just below: that ball is still pure
     if math.isfinite(delta) and delta > 0:
         return delta
-    nn = torch.cat(nearest).sqrt()
+    nn = nearest.sqrt()
     nn = nn[torch.isfinite(nn) & (nn > 0)]
     return float(nn.median()) if nn.numel() else 1.0
 
@@ -409,22 +412,30 @@ def _ball_graph(centres: torch.Tensor, Z: torch.Tensor, delta: float) -> tuple[t
     Z_sq = (Z * Z).sum(-1)
     step = _step(N)
     limit = max(get_memory_budget() // 16, 4 * N)
-    srcs, dsts, total = [], [], 0
+    # one growing buffer, not a list of small per-chunk tensors: those, interleaved with the
+    # chunks' large temporaries, fragmented the heap to 8 GB over 10⁴ chunks of a 10⁶-row pool
+    edges = torch.empty(min(limit, 2 * N + 1024), 2, dtype=torch.long, device=Z.device)
+    total = 0
     d2 = delta * delta
     for i in range(0, centres.shape[0], step):
         hit = torch.nonzero(_sq_dists(centres[i:i + step], Z, Z_sq) <= d2)
-        total += hit.shape[0]
-        if total > limit:
+        k = hit.shape[0]
+        if total + k > limit:
             raise InvalidInput("delta", f"a radius whose δ-ball graph fits the memory budget (at most {limit} edges; "
                                "pass a smaller delta or raise bayesal.settings.memory_budget)",
                                f"delta={delta:.4g} with more than {limit} edges over {N} rows")
-        srcs.append(hit[:, 0] + i)
-        dsts.append(hit[:, 1])
-    return torch.cat(srcs), torch.cat(dsts)
+        if total + k > edges.shape[0]:
+            grown = torch.empty(min(limit, max(2 * edges.shape[0], total + k)), 2, dtype=torch.long, device=Z.device)
+            grown[:total] = edges[:total]
+            edges = grown
+        edges[total:total + k] = hit
+        edges[total:total + k, 0] += i
+        total += k
+    return edges[:total, 0].clone(), edges[:total, 1].clone()
 
 
 def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta: float | None = None,
-                      alpha: float = 0.95, max_candidates: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+                      alpha: float = 0.95, max_candidates: int = 5_000) -> tuple[torch.Tensor, torch.Tensor]:
     """ProbCover (Yehuda, Dekel, Hacohen & Weinshall 2022) on the rows of ``Z: [N, F]``: returns
     ``(indices [q], newly covered [q])``.
 
@@ -439,7 +450,7 @@ def probcover_indices(Z: torch.Tensor, q: int, generator: torch.Generator, delta
     budget); each covered row lowers the coverage of the balls that hold it, so the greedy pass
     costs O(E). Ball centres are all N rows when N is at most ``max_candidates``, else a seeded
     random subset of that many (every row still counts for coverage): building the graph costs
-    ``min(N, max_candidates) × N`` distances, about a minute on one CPU thread for 10⁶ rows.
+    ``min(N, max_candidates) × N`` distances.
     """
     N = Z.shape[0]
     if delta is None:
