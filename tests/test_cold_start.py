@@ -21,7 +21,7 @@ from bayesal.loop.config import check_config
 from bayesal.loop.store import CampaignStore
 from bayesal.selection import INITIAL_DESIGNS, initial_design
 from bayesal.selection.cold_start import (
-    kmeans, maximin_lhs, probcover_indices, purity_delta, typicality, typiclust_indices,
+    _ball_graph, kmeans, maximin_lhs, probcover_indices, purity_delta, typicality, typiclust_indices,
 )
 from bayesal.settings import memory_budget
 
@@ -196,6 +196,16 @@ def test_probcover_on_a_subset_of_ball_centres_still_counts_every_row():
         covered |= A[best]
     assert min(want_gains) > 0
     assert chosen.tolist() == want and gains.tolist() == want_gains
+
+
+@pytest.mark.parametrize("delta", [0.3, 1.5, 10.0])
+def test_ball_graph_is_every_pair_within_delta(delta):
+    # δ = 10 links all 10,000 pairs, past the buffer's first capacity (2N + 1024): it must grow
+    Z = standardised(torch.rand(100, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    with memory_budget(64 * 1024):  # and in small chunks
+        src, dst = _ball_graph(Z[10:], Z, delta)
+    want = torch.nonzero(torch.cdist(Z[10:], Z) <= delta)
+    assert torch.equal(src, want[:, 0]) and torch.equal(dst, want[:, 1])
 
 
 def test_probcover_covers_every_point_when_the_batch_suffices():
