@@ -199,11 +199,13 @@ def test_probcover_on_a_subset_of_ball_centres_still_counts_every_row():
 
 
 @pytest.mark.parametrize("delta", [0.3, 1.5, 10.0])
-def test_ball_graph_is_every_pair_within_delta(delta):
-    # δ = 10 links all 10,000 pairs, past the buffer's first capacity (2N + 1024): it must grow
+def test_ball_graph_is_every_pair_within_delta(delta, monkeypatch):
+    # δ = 10 links all 9,000 pairs, past the buffer's first capacity (2N + 1024): it must grow
+    import bayesal.selection.cold_start as cold_start
+
     Z = standardised(torch.rand(100, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
-    with memory_budget(64 * 1024):  # and in small chunks
-        src, dst = _ball_graph(Z[10:], Z, delta)
+    monkeypatch.setattr(cold_start, "_step", lambda n_cols: 7)  # and in chunks of 7 centres
+    src, dst = _ball_graph(Z[10:], Z, delta)
     want = torch.nonzero(torch.cdist(Z[10:], Z) <= delta)
     assert torch.equal(src, want[:, 0]) and torch.equal(dst, want[:, 1])
 
