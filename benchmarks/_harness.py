@@ -91,3 +91,34 @@ def emit(record: dict) -> None:
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def paired_ratio_interval(log_ratios: dict, n_boot: int = 10_000, level: float = 0.95, seed: int = 0):
+    """Geometric-mean ratio and its percentile-bootstrap interval, paired by seed.
+
+    ``log_ratios`` maps each seed (or any paired unit: seed × data set) to the list of
+    ``log(error / reference error)`` of that seed, paired step by step. The statistic is
+    ``exp(mean over seeds of each seed's mean log ratio)``; seeds are resampled with replacement
+    (the steps of one seed are not independent, so they stay together). Returns
+    ``(ratio, low, high)``, or ``(ratio, None, None)`` with fewer than two seeds.
+    """
+    import numpy as np
+
+    per_seed = np.array([float(np.mean(v)) for v in log_ratios.values() if len(v)])
+    if per_seed.size == 0:
+        return None, None, None
+    ratio = float(np.exp(per_seed.mean()))
+    if per_seed.size < 2:
+        return ratio, None, None
+    rng = np.random.default_rng(seed)
+    boots = per_seed[rng.integers(0, per_seed.size, size=(n_boot, per_seed.size))].mean(1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return ratio, float(np.exp(lo)), float(np.exp(hi))
+
+
+def verdict(low, high) -> str:
+    """``"win"`` when the interval of a ratio (ours / reference) lies below 1, ``"loss"`` when
+    above, ``"tie"`` when it contains 1, ``"—"`` without an interval."""
+    if low is None or high is None:
+        return "—"
+    return "win" if high < 1 else "loss" if low > 1 else "tie"

@@ -17,7 +17,8 @@ Strategies (``--strategies``; each names the surrogate it selects with):
 
 * ExactGP (Matérn-5/2, the library's default): ``random``, ``max-variance``,
   ``integrated-variance`` (reference set: the pool, i.e. the input distribution),
-  ``joint-information``; the peer ``botorch-nipv`` (BoTorch's ``qNegIntegratedPosteriorVariance``
+  ``joint-information``, and the diversity methods ``lcmd`` and ``kmeanspp`` on the GP's own
+  posterior kernel (:class:`bayesal.KernelBatch`, TP mode); the peer ``botorch-nipv`` (BoTorch's ``qNegIntegratedPosteriorVariance``
   maximised by ``optimize_acqf_discrete`` over the unlabelled pool, run only on pools of at most
   ``--botorch-max-pool`` candidates: it builds a fantasy model per candidate).
 * An MLP ``nn.Sequential`` of linear layers, retrained from scratch on the labels at every step:
@@ -59,10 +60,10 @@ import torch
 warnings.filterwarnings("ignore", module="bmdal_reg")  # its deprecated-indexing and backward-hook warnings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import say  # noqa: E402
+from _harness import paired_ratio_interval, say, verdict  # noqa: E402
 
-REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "botorch-nipv",
-                 "lcmd-ll", "lcmd-grad")
+REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "lcmd", "kmeanspp",
+                 "botorch-nipv", "lcmd-ll", "lcmd-grad")
 CLASSIFICATION = ("random", "bald", "batchbald", "stochastic-bald", "baal-bald", "baal-batchbald")
 PEERS = {"botorch-nipv": "botorch", "lcmd-ll": "bmdal_reg", "lcmd-grad": "bmdal_reg",
          "baal-bald": "baal", "baal-batchbald": "baal"}
@@ -366,14 +367,19 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
             aucs.append(float(np.trapezoid(e, n) / (n[-1] - n[0])) if len(n) > 1 else float(e[0]))
         row["auc_log_error"] = float(np.mean(aucs))
         for metric, label in ((key, "ratio_to_random"), ("net_rmse", "net_ratio_to_random")):
-            logs = []
+            logs: dict[int, list[float]] = {}
             for seed, c in by_seed.items():
                 ref = {s["n_labels"]: _error(s, metric) for s in base.get(seed, [])[1:]}
                 for s in c[1:]:
                     e, r = _error(s, metric), ref.get(s["n_labels"])
                     if e is not None and r is not None:
-                        logs.append(math.log(e / r))
-            row[label] = float(math.exp(np.mean(logs))) if logs else None
+                        logs.setdefault(seed, []).append(math.log(e / r))
+            ratio, low, high = paired_ratio_interval(logs)
+            if strategy == "random":  # 1 by construction: no interval to give
+                low = high = None
+            row[label] = ratio
+            if metric == key:
+                row["ratio_low"], row["ratio_high"] = low, high
         if not cls:
             finals = [c[-1].get("net_rmse") for c in by_seed.values()]
             row["net_rmse_final"] = float(np.mean(finals)) if None not in finals else None
@@ -383,8 +389,54 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
     return rows
 
 
+#: (strategy, reference) pairs compared head to head when both ran: diversity against variance
+VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), ("lcmd", "joint-information"))
+
+
+def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per data set, the ratio of each pair of :data:`VERSUS` (RMSE of the first over the second,
+    paired by seed and step, initial design excluded) with its bootstrap interval and verdict."""
+    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for r in results:
+        if "curve" in r and task_of(r["dataset"]) == "regression":
+            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    out = []
+    for dataset in dict.fromkeys(d for d, _ in runs):
+        for a, b in VERSUS:
+            A, B = runs.get((dataset, a)), runs.get((dataset, b))
+            if not A or not B:
+                continue
+            logs: dict[int, list[float]] = {}
+            for seed, curve in A.items():
+                ref = {s["n_labels"]: s["rmse"] for s in B.get(seed, [])[1:]}
+                logs[seed] = [math.log(s["rmse"] / ref[s["n_labels"]]) for s in curve[1:] if s["n_labels"] in ref]
+            ratio, low, high = paired_ratio_interval({k: v for k, v in logs.items() if v})
+            if ratio is not None:
+                out.append({"dataset": dataset, "strategy": a, "reference": b, "ratio": ratio, "low": low, "high": high,
+                            "verdict": verdict(low, high)})
+    return out
+
+
 def _f(x, fmt="{:.3g}"):
     return "—" if x is None else fmt.format(x)
+
+
+def versus_markdown(pairs: list[dict[str, Any]]) -> str:
+    """The head-to-head table of :func:`versus` and its win / tie / loss count per pair."""
+    if not pairs:
+        return ""
+    lines = ["| data set | strategy | against | RMSE ratio [95 % CI] | verdict |", "|---|---|---|---:|:---:|"]
+    for p in pairs:
+        ci = "" if p["low"] is None else f" [{p['low']:.3f}, {p['high']:.3f}]"
+        lines.append(f"| {p['dataset']} | {p['strategy']} | {p['reference']} | {p['ratio']:.3f}{ci} | {p['verdict']} |")
+    lines.append("")
+    for a, b in VERSUS:
+        sel = [p for p in pairs if (p["strategy"], p["reference"]) == (a, b)]
+        if sel:
+            count = {v: sum(p["verdict"] == v for p in sel) for v in ("win", "tie", "loss")}
+            lines.append(f"{a} against {b}: {count['win']} wins, {count['tie']} ties, {count['loss']} losses "
+                         f"over {len(sel)} data sets.")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
@@ -397,7 +449,7 @@ def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
             continue
         m1, m2 = ("accuracy", "nll") if cls else ("rmse", "nlpd")
         head = ["data set", "strategy", "seeds"] + [f"{m1} @{b}" for b in budgets] + [f"{m2} @{b}" for b in budgets]
-        head += ["AUC log " + ("error" if cls else "RMSE"), "ratio to Random"]
+        head += ["AUC log " + ("error" if cls else "RMSE"), "ratio to Random [95 % CI]", "verdict"]
         if not cls:
             head += ["MLP RMSE (final)", "MLP ratio to Random"]
         head += ["fit s", "acq s"]
@@ -405,7 +457,10 @@ def markdown(rows: list[dict[str, Any]], budgets: list[int]) -> str:
         for r in sel:
             cells = [r["dataset"], r["strategy"], str(r["seeds"])]
             cells += [_f(r.get(f"{m1}@{b}")) for b in budgets] + [_f(r.get(f"{m2}@{b}")) for b in budgets]
-            cells += [_f(r["auc_log_error"]), _f(r["ratio_to_random"], "{:.3f}")]
+            ci = ("" if r.get("ratio_low") is None else
+                  f" [{_f(r['ratio_low'], '{:.3f}')}, {_f(r['ratio_high'], '{:.3f}')}]")
+            cells += [_f(r["auc_log_error"]), _f(r["ratio_to_random"], "{:.3f}") + ci,
+                      verdict(r.get("ratio_low"), r.get("ratio_high")) if r["strategy"] != "random" else ""]
             if not cls:
                 cells += [_f(r.get("net_rmse_final")), _f(r.get("net_ratio_to_random"), "{:.3f}")]
             cells += [_f(r["fit_s"], "{:.1f}"), _f(r["acq_s"], "{:.2f}")]
@@ -508,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise:
         saved = json.loads(Path(args.summarise).read_text())
         table = markdown(summarise(saved["runs"], saved["meta"]["budgets"]), saved["meta"]["budgets"])
+        table += "\n" + versus_markdown(versus(saved["runs"]))
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
@@ -550,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)
     total = time.perf_counter() - start
     rows = summarise(results, budgets)
-    table = markdown(rows, budgets)
+    table = markdown(rows, budgets) + "\n" + versus_markdown(versus(results))
     say(table)
     say(f"total {total:.0f} s")
     if args.json:

@@ -375,3 +375,20 @@ def test_cli_kernel_options(tmp_path):
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run(run + ["--strategy", "bald", "--kernel", "gp"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "kernel batch strategy" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("method", ["badge", "kcenter"])
+def test_classification_strategies_on_a_network(method):
+    """BADGE on the classifier's gradient embeddings, k-center on its last-layer embeddings."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(150, 4, generator=g, dtype=torch.float64)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).double() + (X[:, 2] > 1).double()
+    pool = Pool(X, y)
+    net = bayesal.MCDropoutNet(num_classes=3, hidden=(16,), num_samples=8, max_epochs=15, seed=0)
+    learner = ActiveLearner(pool, surrogate=net, acquisition=method, seed=0)
+    idx = torch.arange(0, 150, 10)
+    learner.tell(None, pool.reveal(idx), indices=idx)
+    learner.fit()
+    assert KernelBatch(method).resolved_kernel(learner.surrogate) == ("badge" if method == "badge" else "ll")
+    batch = learner.ask(8)
+    assert len(set(batch.indices.tolist())) == 8 and not bool(torch.isin(batch.indices, idx).any())

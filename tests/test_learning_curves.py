@@ -36,6 +36,10 @@ def test_summary_ratios_and_area_on_hand_made_curves():
     assert rows["random"]["ratio_to_random"] == pytest.approx(1.0)
     # geometric mean of (0.5, 0.5, 1, 0.25), the initial design excluded
     assert rows["ivr"]["ratio_to_random"] == pytest.approx((0.5 * 0.5 * 1 * 0.25) ** 0.25)
+    # the bootstrap interval over the two seeds: their per-seed ratios 0.5 and 0.5 (= √(1 · 0.25))
+    # are equal, so every resample gives the same ratio
+    assert rows["ivr"]["ratio_low"] == pytest.approx(0.5) and rows["ivr"]["ratio_high"] == pytest.approx(0.5)
+    assert rows["random"]["ratio_low"] is None
     assert rows["ivr"]["rmse@40"] == pytest.approx(0.5)
     assert rows["ivr"]["nlpd@30"] == pytest.approx(0.2)
     # mean log error over the label range by the trapezoid rule, averaged over seeds
@@ -92,3 +96,25 @@ def test_runs_spread_over_a_dask_cluster_give_the_same_curves():
     for name, record in here.items():
         strip = lambda curve: [{k: v for k, v in s.items() if not k.endswith("_s")} for s in curve]  # noqa: E731
         assert strip(there[name]["curve"]) == strip(record["curve"])
+
+
+def test_paired_interval_and_verdict():
+    """The bootstrap interval of a paired ratio: all resamples of seeds whose log ratios are −1,
+    −1, −1 give e⁻¹ (a win); seeds at −1 and +1 give an interval around 1 (a tie)."""
+    from _harness import paired_ratio_interval, verdict
+
+    r, lo, hi = paired_ratio_interval({0: [-1.0], 1: [-1.0, -1.0], 2: [-1.0]})
+    assert r == pytest.approx(math.exp(-1)) and lo == pytest.approx(math.exp(-1)) and hi == pytest.approx(math.exp(-1))
+    assert verdict(lo, hi) == "win"
+    r, lo, hi = paired_ratio_interval({0: [-1.0], 1: [1.0]})
+    assert r == pytest.approx(1.0) and lo < 1 < hi and verdict(lo, hi) == "tie"
+    assert verdict(1.1, 1.3) == "loss" and verdict(None, None) == "—"
+    assert paired_ratio_interval({0: [0.5]})[1:] == (None, None)
+
+
+def test_head_to_head_of_diversity_against_variance():
+    results = [_run("toy", "integrated-variance", 0, [1.0, 1.0, 1.0]), _run("toy", "integrated-variance", 1, [1.0, 1.0, 1.0]),
+               _run("toy", "lcmd", 0, [1.0, 2.0, 2.0]), _run("toy", "lcmd", 1, [1.0, 2.0, 2.0])]
+    pairs = lc.versus(results)
+    assert len(pairs) == 1 and pairs[0]["ratio"] == pytest.approx(2.0) and pairs[0]["verdict"] == "loss"
+    assert "0 wins, 0 ties, 1 losses" in lc.versus_markdown(pairs)

@@ -859,6 +859,12 @@ class MLPRegressor(Surrogate):
         U = (X.to(self._device, torch.float64) - self._shift) / self._scale
         return soft_clip(U.nan_to_num(0.0, 1e300, -1e300)).to(self.dtype)
 
+    def preprocess(self, X: Any) -> torch.Tensor:
+        """The network's inputs ``[n, d]`` for ``X: [n, d]`` (user units): standardised as in
+        training and soft-clipped, in the network's dtype; ``self.net(preprocess(X))`` is the
+        standardised prediction."""
+        return self._transform(self._check_points(X))
+
     def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
         if not self._fitted:
             raise NotFitted("MLPRegressor has no data yet: call fit(X, y) first")
