@@ -1,7 +1,7 @@
 """The ``bayesal`` command line.
 
     bayesal run [--problem P] [--model M] [--strategy S] [--budget N | --cost-budget C] [--batch-size q]
-                [--initial n0] [--seed s] [--out DIR]
+                [--initial n0] [--initial-design D] [--seed s] [--out DIR]
                 [--store FILE.db [--executor inprocess|process|dask] [--workers N] [--cluster tcp://HOST:PORT]
                  [--async] [--timeout S] [--retries R] [--lease S]] [--config FILE.toml] [--quiet | --verbose]
     bayesal resume --store FILE.db [--executor ...] [--workers N] [--cluster ...] [--lease S] [--out DIR]

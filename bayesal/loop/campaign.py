@@ -40,6 +40,7 @@ from tqdm.std import tqdm
 
 from ..errors import InvalidInput, OracleFailed, StoreError
 from ..problems import MultiFidelityProblem, Problem, is_multifidelity, make_problem
+from ..selection.cold_start import resolve_design
 from ..spaces import Box, Pool
 from ..validation import DEFAULT_DTYPE
 from .executors import (CallableOracleSpec, Executor, ExperimentTask, InProcessExecutor, ProblemOracleSpec,
@@ -127,7 +128,7 @@ def run_campaign(problem: str | Problem = CAMPAIGN_DEFAULTS["problem"], *, progr
                                data_dir=config["data_dir"])
     learner = ActiveLearner(campaign_space(problem, config), surrogate=config["model"],
                             acquisition=campaign_strategy(config), selector=config["selector"], seed=config["seed"],
-                            test_set=problem.test_set())
+                            test_set=problem.test_set(), initial_design=config["initial_design"])
     records = learner.run(problem, budget=config["budget"], q=config["q"], initial=config["initial"],
                           callback=callback, progress=progress)
     return learner, records
@@ -150,11 +151,15 @@ def _run_multifidelity_in_memory(problem: MultiFidelityProblem, config: dict[str
 
 
 def check_budget_fits(problem, config: dict[str, Any]) -> None:
-    """A pool campaign cannot buy more labels than the pool has candidates: raises
-    :class:`~bayesal.errors.InvalidInput` (``budget``) before anything starts."""
+    """A pool campaign cannot buy more labels than the pool has candidates, and the initial
+    design must be one for the campaign's space (``sobol`` is for boxes, ``typiclust`` for pools):
+    raises :class:`~bayesal.errors.InvalidInput` (``budget``, ``initial_design``) before anything
+    starts."""
     if isinstance(problem, MultiFidelityProblem):
         return
     space = campaign_space(problem, config)
+    if config.get("initial_design") is not None:
+        resolve_design(config["initial_design"], space)
     if isinstance(space, Pool) and config["budget"] > space.n_available:
         raise InvalidInput("budget", f"at most {space.n_available} (the unlabelled candidates left in the pool)",
                            str(config["budget"]))
@@ -282,7 +287,7 @@ class Campaign:
             self.max_failures = cfg["max_failures"] or max(10, 2 * self.budget)
             self.learner = ActiveLearner(campaign_space(problem, cfg), surrogate=cfg["model"],
                                          acquisition=campaign_strategy(cfg), selector=cfg["selector"], seed=cfg["seed"],
-                                         test_set=problem.test_set())
+                                         test_set=problem.test_set(), initial_design=cfg["initial_design"])
         if oracle is not None:
             _check_picklable(oracle, executor)
             self.oracle_spec = CallableOracleSpec(oracle)

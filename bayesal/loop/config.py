@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UnknownName
 from ..problems import is_multifidelity
 from ..validation import check_count
 
@@ -104,7 +104,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cost_budget", None, "number", "multi-fidelity problems (required there): the nominal cost to spend, "
             "in target-fidelity evaluations, initial design included; never overspent", optional=True),
     Setting("q", 4, "count", "points per batch", flag="--batch-size"),
-    Setting("initial", None, "count", "initial random design size (default d+1)", optional=True),
+    Setting("initial", None, "count", "initial design size (default d+1)", optional=True),
+    Setting("initial_design", None, "name", "how the initial design is chosen: sobol, maximin or random on a box; "
+            "random, kcenter, kmeanspp, typiclust or probcover on a pool; auto (sobol on a box, kcenter on a "
+            "pool); default sobol on a box, random on a pool", optional=True),
     Setting("seed", 0, "int", "random seed"),
     Setting("noise_std", 0.0, "number", "label noise added by analytic and multi-fidelity problems"),
     Setting("pool_size", None, "count", "discretise a box problem into a pool of this many Sobol candidates",
@@ -141,6 +144,7 @@ _NOT_MULTI_FIDELITY = {
     "initial": "the default nested initial design (2(d+1) points per lower level and d+1 at the target, "
                "reduced together down to 2 until it costs at most half the cost budget)",
     "oracle": "the problem's own oracle (a user oracle would need the fidelity)",
+    "initial_design": "the default nested initial design (Sobol points on a box, random rows on a pool)",
     "asynchronous": "synchronous batches (the multi-fidelity learner does not condition on pending experiments)",
     "kernel": "no kernel (multi-fidelity strategies are not kernel batch methods)",
     "transform": "no kernel transform (multi-fidelity strategies are not kernel batch methods)",
@@ -158,7 +162,9 @@ def setting(name: str) -> Setting:
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Every setting of ``config`` validated, the others filled in from :data:`SETTINGS`.
 
-    Names must exist in their registries (model, strategy, selector), counts must be positive,
+    Names must exist in their registries (model, strategy, selector, initial_design; whether the
+    initial design suits the problem's space is checked with the space, by
+    :func:`~bayesal.loop.campaign.check_budget_fits` and the learner), counts must be positive,
     ``initial`` at most the budget. The optional ``model``, ``strategy`` and ``budget`` are filled
     in by the kind of problem (:data:`SINGLE_FIDELITY_DEFAULTS`, :data:`MULTI_FIDELITY_DEFAULTS`);
     a multi-fidelity problem needs ``cost_budget`` and one of its own models and strategies (the
@@ -168,7 +174,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     from ..acquisition import make_acquisition
     from ..models import make_model
-    from ..selection import SELECTORS
+    from ..selection import INITIAL_DESIGNS, SELECTORS
 
     unknown = sorted(set(config) - set(_BY_NAME))
     if unknown:
@@ -190,6 +196,8 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("selector", "one of " + ", ".join(SELECTORS), repr(cfg["selector"]))
     if cfg["initial"] is not None:
         check_count(cfg["initial"], "initial", minimum=1, maximum=cfg["budget"], maximum_reason="the budget")
+    if cfg["initial_design"] is not None and cfg["initial_design"] not in INITIAL_DESIGNS:
+        raise UnknownName("initial_design", cfg["initial_design"], list(INITIAL_DESIGNS))
     return cfg
 
 

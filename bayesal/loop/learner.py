@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tqdm.std import tqdm
 
-from ..acquisition import Acquisition, Random, make_acquisition
+from ..acquisition import Acquisition, make_acquisition
 from ..acquisition.cost import ConstantCost, CostModel, FidelityCost, as_cost_model
 from ..acquisition.multifidelity import MF_ACQUISITIONS
 from ..errors import InvalidInput, OracleFailed, UnknownName
@@ -20,6 +20,7 @@ from ..models import MF_MODELS, Surrogate, make_model
 from ..models.multifidelity import MultiFidelitySurrogate, augment
 from ..problems.multifidelity import check_fidelity
 from ..selection import Selection, StochasticBatch, check_selector, select
+from ..selection.cold_start import initial_design as cold_start_design, resolve_design
 from ..selection.multifidelity import fidelity_candidates, select_augmented
 from ..selection.stochastic import split_selector
 from ..spaces import MAX_POINTS, Box, Pool
@@ -65,8 +66,17 @@ class ActiveLearner:
             (:class:`~bayesal.acquisition.cost.CostAware`).
         fidelities: the levels on offer to the acquisition (default: all).
         n_candidates: size of the Sobol candidate set of a multi-fidelity ask on a box.
+        initial_design: how the first batch is chosen, before any label (a name of
+            :data:`~bayesal.selection.INITIAL_DESIGNS`: ``"sobol"``, ``"maximin"`` or ``"random"``
+            on a box; ``"random"``, ``"kcenter"``, ``"kmeanspp"``, ``"typiclust"`` or
+            ``"probcover"`` on a pool; ``"auto"``: Sobol / k-center; see
+            :func:`~bayesal.selection.initial_design`). Default: scrambled Sobol on a box,
+            random rows on a pool. Its size is :meth:`run`'s ``initial`` (or the q of the
+            first :meth:`ask`). Kept, resolved (``"auto"`` replaced), as :attr:`initial_method`.
+            Single fidelity only.
 
     >>> learner = ActiveLearner(Box([0, 0], [1, 1]), acquisition="joint-information")
+    >>> ActiveLearner(pool, initial_design="typiclust").run(budget=30, initial=10)   # 10 typical rows first
     >>> batch = learner.ask(5)                  # batch.X: [5, d]
     >>> learner.tell(batch.X, simulate(batch.X))
     >>> mf = ActiveLearner(box, surrogate="co-kriging", costs=[0.1, 1.0])
@@ -76,10 +86,11 @@ class ActiveLearner:
     def __init__(self, space: Pool | Box, surrogate: str | Surrogate = "exact-gp",
                  acquisition: str | Acquisition | None = None, selector: str | StochasticBatch = "auto",
                  seed: int = 0, test_set: tuple[Any, Any] | None = None, costs: Any = None, cost_model: Any = None,
-                 fidelities: Any = None, n_candidates: int = 1024):
+                 fidelities: Any = None, n_candidates: int = 1024, initial_design: str | None = None):
         if not isinstance(space, (Pool, Box)):
             raise InvalidInput("space", "a bayesal Pool or Box", describe(space))
         self.space = space
+        self.initial_method = None if initial_design is None else resolve_design(initial_design, space)
         self.seed = check_seed(seed, allow_none=False, maximum=MAX_USER_SEED)
         if costs is not None and cost_model is not None:
             raise InvalidInput("cost_model", "either costs or cost_model", "both")
@@ -88,6 +99,9 @@ class ActiveLearner:
         self.multi_fidelity = isinstance(surrogate, MultiFidelitySurrogate) or (
             isinstance(surrogate, str) and surrogate in MF_MODELS)
         if self.multi_fidelity:
+            if initial_design is not None:
+                raise InvalidInput("initial_design", "None for a multi-fidelity learner (its first labels are the "
+                                   "nested design of initial_design(counts))", repr(initial_design))
             self._init_multifidelity(surrogate, acquisition, fidelities)
         else:
             self.surrogate = make_model(surrogate, seed=self.seed)
@@ -254,8 +268,9 @@ class ActiveLearner:
             select_function: Callable[..., Selection] | None = None, budget: float | None = None) -> Selection:
         """Propose a batch of q points (and their pool indices); refits the surrogate if needed.
 
-        Before any label has been told, the batch is a space-filling random design (a
-        multi-fidelity learner needs labels at every level first: see :meth:`initial_design`).
+        Before any label has been told, the batch is the learner's ``initial_design`` (by
+        default scrambled Sobol points on a box, random rows on a pool; a multi-fidelity learner
+        needs labels at every level first: see :meth:`initial_design`).
 
         Args:
             q: batch size.
@@ -412,10 +427,10 @@ class ActiveLearner:
         self._stale = True
 
     def _initial_design(self, q: int, seed: int) -> Selection:
-        if isinstance(self.space, Box):
-            X = self.space.sample(q, seed=seed, method="sobol")
-            return Selection(X, None, torch.full((q,), float("nan"), dtype=torch.float64))
-        return select(None, Random(), self.space, q, selector="topk", seed=seed)
+        method = self.initial_method
+        if method is None:
+            method = "sobol" if isinstance(self.space, Box) else "random"
+        return cold_start_design(self.space, q, method, seed=seed)
 
     def posterior(self, X: Any):
         """The surrogate's posterior at ``X: [N, d]`` (of the target fidelity for a
@@ -444,7 +459,7 @@ class ActiveLearner:
                 no ``cost_budget`` is given).
             q: batch size (the last batch is cut to fit the budget; multi-fidelity batches may
                 mix fidelities).
-            initial: size of the random initial design when the learner has no labels yet
+            initial: size of the initial design (``initial_design``) when the learner has no labels yet
                 (default ``max(2, d + 1)``, capped by the budget); for a multi-fidelity learner,
                 labels per level (default ``2(d+1)`` at each lower level and ``d+1`` at the
                 target, all reduced together, down to 2, until the design costs at most half

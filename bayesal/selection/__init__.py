@@ -11,11 +11,14 @@
 * :mod:`~bayesal.selection.stochastic`: batches sampled from the scores (``StochasticBatch``);
 * :mod:`~bayesal.selection.continuous`: box optimisation through BoTorch's ``optimize_acqf``;
 * :mod:`~bayesal.selection.distributed`: pools sharded on a Dask cluster, same batches;
+* :mod:`~bayesal.selection.cold_start`: the first labels without a model (Sobol, maximin,
+  k-center, k-means++, TypiClust, ProbCover; :func:`initial_design`);
 * :func:`select` picks the right one.
 """
 
 from .auto import check_selector, select, uses_greedy
 from .base import SELECTORS, Selection, make_generator, noise_of, prepare
+from .cold_start import INITIAL_DESIGNS, initial_design
 from .continuous import as_botorch_acquisition, select_continuous
 from .distributed import GreedyShard, distributable, distributed_select
 from .greedy import GreedyConditioning, greedy_batch, select_greedy
@@ -30,4 +33,5 @@ __all__ = ["Selection", "SELECTORS", "select", "select_topk", "select_greedy", "
            "GreedyShard", "greedy_batch", "StochasticBatch", "STOCHASTIC_MODES", "sampling_log_weights",
            "gumbel_top_k", "make_generator", "noise_of", "prepare", "check_selector", "uses_greedy", "topk_of",
            "as_botorch_acquisition", "select_multifidelity", "select_augmented", "fidelity_candidates",
-           "KERNEL_METHODS", "KernelBatch", "kernel_batch_indices", "select_kernel_batch"]
+           "KERNEL_METHODS", "KernelBatch", "kernel_batch_indices", "select_kernel_batch", "INITIAL_DESIGNS",
+           "initial_design"]
