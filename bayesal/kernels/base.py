@@ -25,6 +25,11 @@ from ..settings import rows_per_chunk
 __all__ = ["FeatureMap", "InputFeatures", "KernelRows", "sketch_matrix"]
 
 
+#: rows per block of a feature map: the memory budget caps it too, but bigger blocks only cost
+#: memory (a width-512 network's sketched gradients of 4,096 rows are ~200 MB of work)
+MAX_BLOCK_ROWS = 4096
+
+
 class FeatureMap:
     """A map from inputs ``X: [N, d]`` to features ``[N, F]`` whose inner products are a kernel.
 
@@ -49,10 +54,16 @@ class FeatureMap:
         N = X.shape[0]
         if N == 0:
             return self.chunk(X[:1])[:0]
-        step = rows_per_chunk(self.bytes_per_row(X))
+        step = min(MAX_BLOCK_ROWS, rows_per_chunk(self.bytes_per_row(X)))
         if step >= N:
             return self.chunk(X)
-        return torch.cat([self.chunk(X[i:i + step]) for i in range(0, N, step)], 0)
+        out = None
+        for i in range(0, N, step):  # into one buffer: no list of blocks and no second copy
+            block = self.chunk(X[i:i + step])
+            if out is None:
+                out = torch.empty(N, block.shape[-1], dtype=block.dtype, device=block.device)
+            out[i:i + step] = block
+        return out
 
 
 class InputFeatures(FeatureMap):
@@ -147,7 +158,7 @@ class KernelRows:
         if storage is None:
             Phi = feature_map(X)
             return cls.from_features(Phi[:n_train], Phi[n_train:])
-        step = rows_per_chunk(feature_map.bytes_per_row(X))
+        step = min(MAX_BLOCK_ROWS, rows_per_chunk(feature_map.bytes_per_row(X)))
         F = feature_map.n_features
         U = torch.empty(X.shape[0], F, dtype=storage, device=X.device)
         norms = torch.empty(X.shape[0], dtype=torch.float32, device=X.device)
@@ -215,8 +226,10 @@ class KernelRows:
         """``(labelled [n_train, F], pool [n_pool, F])`` features, without joining them."""
         if self._parts is not None:
             return self._parts
-        Phi = self.require_features("feature blocks")
-        return Phi[:self.n_train], Phi[self.n_train:]
+        if self._features is None:
+            raise Unsupported("this kernel (known only through its columns)", "finite-dimensional features",
+                              "feature blocks")
+        return self._features[:self.n_train], self._features[self.n_train:]
 
     @property
     def n_features(self) -> int | None:
@@ -247,14 +260,14 @@ class KernelRows:
         p = self.n_train
         return self.diag[p:] + self.diag[j] - 2 * self.column(j)[p:]
 
-    def require_features(self, method: str, instead: str = "") -> torch.Tensor:
-        """The features ``[n, F]``, or :class:`~bayesal.errors.Unsupported` naming ``method``
-        (and what to use ``instead``)."""
+    def require_features(self, method: str, instead: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """The feature blocks ``(labelled [n_train, F], pool [n_pool, F])`` (not joined, so no
+        copy), or :class:`~bayesal.errors.Unsupported` naming ``method`` (and what to use ``instead``)."""
         if not self.has_features:
             hint = f"; {instead}" if instead else "; use a feature kernel (ll, grad, samples, inputs)"
             raise Unsupported("this kernel (known only through its columns, e.g. a GP's posterior covariance)",
                               "finite-dimensional features", method + hint)
-        return self.features
+        return self.feature_blocks()
 
     # -- transforms --------------------------------------------------------------------------------
     def scaled(self, factor: float | None = None) -> "KernelRows":
@@ -281,8 +294,7 @@ class KernelRows:
         dtype. Only finite-dimensional kernels take it: a model's posterior kernel (``gp``)
         already conditions on the labels.
         """
-        self.require_features("the posterior transform")
-        train, pool = self.feature_blocks()
+        train, pool = self.require_features("the posterior transform")
         sigma = float(sigma)
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
@@ -302,7 +314,6 @@ class KernelRows:
 
     def sketched(self, n_features: int, generator: torch.Generator) -> "KernelRows":
         """The features projected to ``n_features`` by :func:`sketch_matrix` (same kernel in expectation)."""
-        self.require_features("sketching")
-        train, pool = self.feature_blocks()
+        train, pool = self.require_features("sketching")
         P = sketch_matrix(pool.shape[-1], n_features, generator, pool.dtype, pool.device)
         return KernelRows.from_features(train @ P, pool @ P)

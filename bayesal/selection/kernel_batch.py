@@ -213,20 +213,20 @@ def _bait(rows: KernelRows, q: int, tp: bool, sigma: float, overselect: float):
     over the pool when x is labelled. One step is a rank-1 update of Φ, C and the gains, in float64."""
     # float64 always: in float32 the rank-1 downdates of a 512-feature kernel lose the gains to
     # rounding after ~100 steps (bmdal_reg's own configurations run BAIT in float64 too)
-    rows.require_features(
+    train, pool = rows.require_features(
         "BAIT", "on a GP's kernel BAIT is integrated variance over the pool: --strategy integrated-variance")
-    train, pool = rows.feature_blocks()
     p, N = rows.n_train, rows.n_pool
     Phi = torch.cat([train, pool]).double() if tp else pool.to(torch.float64, copy=True)
-    diag = torch.linalg.vector_norm(Phi, dim=-1).pow(2)
     C = Phi.T @ Phi
     if not tp and p > 0:
         T = train.to(torch.float64)
         C += T.T @ T
     num = torch.empty(Phi.shape[0], dtype=Phi.dtype, device=Phi.device)
-    for i in range(0, Phi.shape[0], 4096):  # φᵀCφ per row, in blocks (no [n, F] temporary)
-        block = Phi[i:i + 4096]
-        num[i:i + 4096] = ((block @ C) * block).sum(-1)
+    diag = torch.empty_like(num)
+    for i in range(0, Phi.shape[0], 1024):  # k(x, x) and φᵀCφ per row, in blocks of 4 MiB
+        block = Phi[i:i + 1024]
+        diag[i:i + 1024] = (block * block).sum(-1)
+        num[i:i + 1024] = ((block @ C) * block).sum(-1)
     s2 = sigma ** 2
 
     def condition(r: int, sign: float) -> None:
@@ -246,7 +246,7 @@ def _bait(rows: KernelRows, q: int, tp: bool, sigma: float, overselect: float):
         num += sign * 2 * mult * phi_c * dots + mult ** 2 * phi_c_phi * dots ** 2
         C.addr_(cphi, phi, alpha=sign * beta).addr_(phi, cphi, alpha=sign * beta)
         C.addr_(phi, phi, alpha=beta ** 2 * phi_c_phi)
-        Phi.addr_(dots, phi, alpha=sign * beta)
+        Phi.addmm_(dots[:, None], phi[None, :], alpha=sign * beta)  # in place; faster than addr_ on [n, F]
         diag += sign * dots ** 2 / entry
 
     if tp:
@@ -286,8 +286,7 @@ def _frank_wolfe(rows: KernelRows, q: int, tp: bool):
     """Frank-Wolfe on the kernel mean embedding (Pinsler et al. 2019), in feature space: the batch
     is a sparse weighted set of normalised features ``(Σ_i ‖φ_i‖) φ_j/‖φ_j‖`` approximating
     ``Σ_i φ_i``; each step adds the row best aligned with the residual, with the line-search step."""
-    rows.require_features("Frank-Wolfe")
-    train, pool = rows.feature_blocks()
+    train, pool = rows.require_features("Frank-Wolfe")
     p = rows.n_train
     Phi = torch.cat([train, pool]) if tp else pool
     first = p if tp else 0
