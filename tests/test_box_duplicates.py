@@ -132,3 +132,23 @@ def test_a_pending_point_is_not_proposed_again_on_a_noise_free_model(acquisition
     _assert_distinct(batch.X, torch.cat([X0, pending]))
     assert float((batch.X - 0.5).abs().max()) < 0.05
 
+
+
+def test_a_campaigns_select_function_gets_the_pending_points_on_a_box():
+    """Campaigns pass their own select function (Dask sharding); on a box it must receive the
+    pending points and the unconditioned model, so the noise is judged as in a plain ask."""
+    from bayesal.selection import select
+
+    seen = {}
+
+    def spy(model, acquisition, space, q, **kwargs):
+        seen["model"], seen["pending"] = model, kwargs.get("X_pending")
+        return select(model, acquisition, space, q, **kwargs)
+
+    learner = ActiveLearner(BOX, acquisition=_CornerSingle(0.5), seed=2)
+    X0 = torch.tensor([[0.0], [0.3], [0.7], [1.0]], dtype=torch.float64)
+    learner.tell(X0, _noise_free(X0))
+    pending = torch.tensor([[0.5]], dtype=torch.float64)
+    batch = learner.ask(3, pending=pending, select_function=spy)
+    assert seen["model"] is learner.surrogate and torch.equal(seen["pending"], pending)
+    _assert_distinct(batch.X, torch.cat([X0, pending]))

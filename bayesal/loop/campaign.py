@@ -518,7 +518,7 @@ class Campaign:
                                    scores=batch.scores.tolist(), acq_s=acq_s)
         self._log(f"step {step}: proposed {len(batch)} point(s) in {acq_s:.2f} s")
 
-    def _select(self, surrogate, acquisition, space, q, selector="auto", seed=None, X_observed=None):
+    def _select(self, surrogate, acquisition, space, q, selector="auto", seed=None, X_observed=None, X_pending=None):
         """:func:`bayesal.selection.select`, or its sharded equivalent for a large pool on Dask."""
         from ..selection import distributable, distributed_select, select
         from .executors import DaskExecutor
@@ -528,7 +528,8 @@ class Campaign:
                 and distributable(surrogate, acquisition, space, selector)):
             self._log(f"scoring {space.n_available} candidates in shards on the cluster")
             return distributed_select(self.executor.client, surrogate, acquisition, space, q, selector=selector)
-        return select(surrogate, acquisition, space, q, selector=selector, seed=seed, X_observed=X_observed)
+        return select(surrogate, acquisition, space, q, selector=selector, seed=seed, X_observed=X_observed,
+                      X_pending=X_pending)
 
     def _dispatch(self, in_flight: dict) -> None:
         free = self.executor.max_workers - len(in_flight)

@@ -327,7 +327,7 @@ class ActiveLearner:
                 self.space.check_batch_size(q + excluded.numel())
             observed = torch.cat([self.X, X_pending.to(self.X)])
             if X_pending.shape[0] and acquisition.needs_posterior:
-                if isinstance(self.space, Box) and select_function is None:
+                if isinstance(self.space, Box):
                     # the box selector conditions on them itself, and judges the model's noise
                     # before conditioning (a conditioned model looks noisier at its pending points)
                     pending_for_box = X_pending
