@@ -284,17 +284,22 @@ def test_linear_gaussian_eig_of_a_valid_model_at_any_design_scale_is_finite_or_r
         assert est.value.shape == (3,) and _finite(est.value)
 
 
-@given(kwargs=st.fixed_dictionaries({}, optional={
-    "guess_rate": st.one_of(wild_floats, junk), "lapse_rate": st.one_of(wild_floats, junk),
-    "trials": st.one_of(st.integers(-1, 3), junk), "bounds": st.one_of(st.tuples(wild_floats, wild_floats), junk)}),
-    designs=st.one_of(arrays((3, 1), tame_floats), wild))
-def test_psychometric_model_is_valid_or_rejected(kwargs, designs):
-    model = _call(D.PsychometricModel, **kwargs)
+def _model_eig_is_finite_or_rejected(cls, kwargs, designs):
+    """A design model built from ``kwargs`` is rejected or gives a finite PCE estimate at ``designs``."""
+    model = _call(cls, **kwargs)
     if model is None:
         return
     est = _call(D.pce_eig, model, designs, num_outer=8, num_contrastive=8)
     if est is not None:
         assert _finite(est.value)
+
+
+@given(kwargs=st.fixed_dictionaries({}, optional={
+    "guess_rate": st.one_of(wild_floats, junk), "lapse_rate": st.one_of(wild_floats, junk),
+    "trials": st.one_of(st.integers(-1, 3), junk), "bounds": st.one_of(st.tuples(wild_floats, wild_floats), junk)}),
+    designs=st.one_of(arrays((3, 1), tame_floats), wild))
+def test_psychometric_model_is_valid_or_rejected(kwargs, designs):
+    _model_eig_is_finite_or_rejected(D.PsychometricModel, kwargs, designs)
 
 
 @given(kwargs=st.fixed_dictionaries({}, optional={
@@ -302,12 +307,7 @@ def test_psychometric_model_is_valid_or_rejected(kwargs, designs):
     "bounds": st.one_of(st.tuples(wild_floats, wild_floats), junk)}),
     designs=st.one_of(arrays((3, 1), st.floats(0, 10)), wild))
 def test_death_process_model_is_valid_or_rejected(kwargs, designs):
-    model = _call(D.DeathProcessModel, **kwargs)
-    if model is None:
-        return
-    est = _call(D.pce_eig, model, designs, num_outer=8, num_contrastive=8)
-    if est is not None:
-        assert _finite(est.value)
+    _model_eig_is_finite_or_rejected(D.DeathProcessModel, kwargs, designs)
 
 
 @given(kwargs=st.fixed_dictionaries({}, optional={
@@ -316,9 +316,4 @@ def test_death_process_model_is_valid_or_rejected(kwargs, designs):
     "bounds": st.one_of(st.tuples(wild_floats, wild_floats), junk)}),
     designs=st.one_of(arrays((3, 1), st.floats(0, 24)), wild))
 def test_pharmacokinetic_model_is_valid_or_rejected(kwargs, designs):
-    model = _call(D.PharmacokineticModel, **kwargs)
-    if model is None:
-        return
-    est = _call(D.pce_eig, model, designs, num_outer=8, num_contrastive=8)
-    if est is not None:
-        assert _finite(est.value)
+    _model_eig_is_finite_or_rejected(D.PharmacokineticModel, kwargs, designs)

@@ -436,19 +436,18 @@ class CampaignStore:
         if self.readonly:
             raise StoreError(f"the store {self.path} was opened read-only")
         cur = self._conn.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc):
-                raise StoreError(f"cannot write the campaign store {self.path}: {exc}") from None
-            raise
+        self._execute_write(cur, "BEGIN IMMEDIATE")
         try:
             yield cur
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        self._execute_write(cur, "COMMIT")
+
+    def _execute_write(self, cur: sqlite3.Cursor, sql: str) -> None:
+        """``sql`` (BEGIN / COMMIT), with SQLite's read-only refusal as a one-line StoreError."""
         try:
-            cur.execute("COMMIT")
+            cur.execute(sql)
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc):
                 raise StoreError(f"cannot write the campaign store {self.path}: {exc}") from None

@@ -180,8 +180,8 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
             if not bool(w.sum() > 0):
                 j = _first_free(taken)
             else:
-                j = int(torch.multinomial(w.cpu() if generator is not None and generator.device.type == "cpu" else w, 1,
-                                          generator=generator))
+                # the strategy's generator lives on the CPU (the same draws on every device)
+                j = int(torch.multinomial(w.cpu() if generator is not None else w, 1, generator=generator))
             score = float(min_sq[j])
         else:
             s = min_sq
@@ -383,10 +383,9 @@ class KernelBatch(Acquisition):
             raise UnknownName("kernel", str(kernel), list(KERNELS))
         self.method, self.kernel = method, kernel
         self.transforms, self.mode = parse_transform(transform)
-        sigma = float(sigma) if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) else sigma
-        if not isinstance(sigma, float) or not (sigma > 0 and math.isfinite(sigma)):
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (sigma > 0 and math.isfinite(sigma)):
             raise InvalidInput("sigma", "a positive, finite noise standard deviation", repr(sigma))
-        self.sigma = sigma
+        self.sigma = float(sigma)
         self.n_features = check_count(n_features, "n_features")
         self.n_candidates = check_count(n_candidates, "n_candidates")
         self.name = method
