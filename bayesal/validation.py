@@ -226,6 +226,8 @@ def check_y(
     want = f"an array of shape [{n if n is not None else 'N'}] or [N, {m if m is not None else 'm'}]"
     if tensor.dim() != 2:
         raise InvalidInput(name, want, describe(y))
+    if tensor.shape[1] == 0:
+        raise InvalidInput(name, "at least one output column", describe(y))
     if n is not None and tensor.shape[0] != n:
         raise InvalidInput(name, f"{n} rows, one per point in X", f"{tensor.shape[0]} rows")
     if m is not None and tensor.shape[1] != m:

@@ -308,3 +308,12 @@ def test_information_and_entropy_of_huge_variances_are_finite():
     mild = b.GaussianPosterior(torch.zeros(1, 1, dtype=torch.float64), torch.full((1, 1), 3.0, dtype=torch.float64),
                                torch.ones(1, dtype=torch.float64))
     assert torch.allclose(b.BALD().score(mild), torch.tensor([0.5 * math.log(4.0)], dtype=torch.float64))
+
+
+def test_labels_without_columns_are_rejected():
+    """y of shape [3, 0] (found by the property test): no output to model."""
+    import bayesal as b
+    pool = b.Pool(torch.rand(5, 2, dtype=torch.float64))
+    learner = b.ActiveLearner(pool, seed=0)
+    with pytest.raises(b.InvalidInput, match="at least one output column"):
+        learner.tell(None, torch.empty(3, 0, dtype=torch.float64), indices=torch.arange(3))
