@@ -9,6 +9,7 @@ greedy batch and MaxDiag our max-variance batch.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import subprocess
 import sys
@@ -178,6 +179,17 @@ def test_lcmd_takes_the_farthest_row_of_the_heaviest_cluster():
     assert _ours(T, P, 10, "lcmd", False, "tp") == batch
 
 
+def test_lcmd_with_two_equally_heavy_clusters_looks_in_both():
+    """Clusters of equal mass are all candidates (bmdal_reg's rule): exact, dyadic distances give
+    centre (0, 0) the rows (±.5, 0), (0, ±.5) (mass 4 × .25) and centre (10, 0) the row (11, 0)
+    (mass 1), so the first pick is (11, 0), the farthest row of either, not one of the first."""
+    T = torch.tensor([[0.0, 0.0], [10.0, 0.0]], dtype=torch.float64)
+    P = torch.tensor([[0.5, 0.0], [-0.5, 0.0], [0.0, 0.5], [0.0, -0.5], [11.0, 0.0]], dtype=torch.float64)
+    assert _ours(T, P, 1, "lcmd", False, "tp") == [4]
+    if importlib.util.find_spec("bmdal_reg") is not None:
+        assert _bmdal(T, P, 1, "lcmd", False, True, 0.0, 0) == [4]
+
+
 def test_bait_is_greedy_total_variance_reduction():
     """BAIT-F from its definition: each step labels the row that most reduces the total posterior
     variance over the pool and the labelled rows, Σ_z k_S(z, z), with noise σ² (P mode: the
@@ -304,6 +316,47 @@ def test_distance_methods_read_one_column_per_step():
         rows = KernelRows.from_columns(base.n_train, base.diag, lambda j: calls.append(j) or base.column(j))
         kernel_batch_indices(rows, 9, method, mode="tp", generator=torch.Generator().manual_seed(0))
         assert len(calls) == 7 + 9
+
+
+def _three_holdings(seed: int = 13):
+    """One kernel held three ways: float32 features, columns only, and compact float16 storage
+    (norms + float16 directions); the last is compared with the columns of its own values."""
+    from bayesal.kernels import InputFeatures
+
+    T, P = _features(seed, n_train=9, n_pool=9000, F=6, dtype=torch.float32)  # 3 blocks of 4096 rows
+    dense = KernelRows.from_features(T, P)
+    compact = KernelRows.from_feature_map(InputFeatures(6), T, P, storage=torch.float16)
+    return dense, compact
+
+
+def test_pool_columns_and_distances_agree_across_holdings():
+    dense, compact = _three_holdings()
+    p = dense.n_train
+    for rows in (dense, compact, KernelRows.from_columns(p, dense.diag, dense.column)):
+        for j in (0, p - 1, p, p + 123, rows.n - 1):
+            want = rows.column(j)[p:]
+            assert torch.equal(rows.pool_column(j), want)
+            buf = torch.full((rows.n_pool,), float("nan"))
+            assert rows.pool_column(j, out=buf) is buf and torch.equal(buf, want)
+            d = rows.diag[p:] + rows.diag[j] - 2 * want
+            assert torch.equal(rows.sq_dists(j), d)
+            assert torch.equal(rows.sq_dists(j, out=buf), d)
+    # float16 directions: about 5e-4 relative error per entry, far inside 1e-2 of the kernel's scale
+    scale = float(dense.diag.max())
+    for j in (0, p + 5, p + 8500):
+        assert (compact.pool_column(j) - dense.pool_column(j)).abs().max() < 1e-2 * scale
+    assert abs(float(compact.sq_dists(p + 8500)[8500])) < 1e-2 * scale  # a row's distance to itself
+
+
+@pytest.mark.parametrize("method", ["lcmd", "maxdist", "kmeanspp"])
+def test_compact_storage_selects_as_its_own_columns(method):
+    """The float16 store's fast pool products choose what its plain columns choose."""
+    _, compact = _three_holdings(21)
+    by_columns = KernelRows.from_columns(compact.n_train, compact.diag, compact.column)
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    ours = kernel_batch_indices(compact, 40, method, mode="tp", generator=g())[0]
+    ref = kernel_batch_indices(by_columns, 40, method, mode="tp", generator=g())[0]
+    assert torch.equal(ours, ref)
 
 
 # -- the strategy in the loop ------------------------------------------------------------------------

@@ -101,10 +101,12 @@ class KernelRows:
 
     def __init__(self, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor],
                  features: torch.Tensor | None = None,
-                 block: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None):
+                 block: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
+                 pool_column: Callable[[int, torch.Tensor | None], torch.Tensor] | None = None):
         self.n_train = int(n_train)
         self.diag = diag
         self._column = column
+        self._pool_column = pool_column
         self._parts = features if isinstance(features, tuple) else None
         self._features = None if isinstance(features, tuple) else features
         if block is None and self._features is not None:
@@ -135,12 +137,15 @@ class KernelRows:
             phi = row(j)
             return torch.cat([train @ phi, pool @ phi]) if p else pool @ phi
 
+        def pool_column(j: int, out: torch.Tensor | None) -> torch.Tensor:
+            return torch.mv(pool, row(j), out=out) if out is not None else pool @ row(j)
+
         def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
             B = torch.stack([row(int(j)) for j in cols]) if len(cols) else pool[:0]
             parts = ([train[i:min(k, p)] @ B.T] if i < p else []) + ([pool[max(i - p, 0):k - p] @ B.T] if k > p else [])
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-        return cls(p, diag, column, (train, pool), block)
+        return cls(p, diag, column, (train, pool), block, pool_column)
 
     @classmethod
     def from_feature_map(cls, feature_map: FeatureMap, X_train: torch.Tensor, X_pool: torch.Tensor,
@@ -174,12 +179,22 @@ class KernelRows:
         for i in range(0, X.shape[0], blk):
             diag[i:i + blk] = norms[i:i + blk].pow(2) * U[i:i + blk].float().pow(2).sum(-1)
 
-        def column(j: int) -> torch.Tensor:
+        def product(j: int, start: int, out: torch.Tensor | None) -> torch.Tensor:
+            # rows start: of the kernel column j, in blocks aligned at 0 whatever ``start`` is,
+            # so that the pool's values are bitwise those of the full column
             v = U[j].float() * norms[j]
-            out = torch.empty_like(norms)
-            for i in range(0, U.shape[0], blk):
-                out[i:i + blk] = (U[i:i + blk].float() @ v) * norms[i:i + blk]
+            out = torch.empty_like(norms[start:]) if out is None else out
+            for i in range(start - start % blk, U.shape[0], blk):
+                vals = (U[i:i + blk].float() @ v) * norms[i:i + blk]
+                lo = max(start - i, 0)
+                out[i + lo - start:i + vals.shape[0] - start] = vals[lo:]
             return out
+
+        def column(j: int) -> torch.Tensor:
+            return product(j, 0, None)
+
+        def pool_column(j: int, out: torch.Tensor | None) -> torch.Tensor:
+            return product(j, n_train, out)
 
         def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
             B = U[cols].float() * norms[cols, None]
@@ -189,7 +204,7 @@ class KernelRows:
                 out[a - i:b - i] = (U[a:b].float() @ B.T) * norms[a:b, None]
             return out
 
-        return cls(n_train, diag, column, None, block)
+        return cls(n_train, diag, column, None, block, pool_column)
 
     @classmethod
     def from_columns(cls, n_train: int, diag: torch.Tensor, column: Callable[[int], torch.Tensor]) -> "KernelRows":
@@ -254,11 +269,24 @@ class KernelRows:
             return self._block(start, stop, cols)
         return torch.stack([self.column(int(j))[start:stop] for j in cols], 1)
 
-    def sq_dists(self, j: int) -> torch.Tensor:
+    def pool_column(self, j: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``[n_pool]``: the kernel between every pool row and row j (into ``out`` if given).
+        With features held, one matrix-vector product over the pool rows alone."""
+        if self._pool_column is not None:
+            return self._pool_column(j, out)
+        col = self.column(j)[self.n_train:]
+        return col if out is None else out.copy_(col)
+
+    def sq_dists(self, j: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """``[n_pool]``: squared feature-space distances from row j to every pool row,
-        ``k(x,x) + k(j,j) − 2 k(x,j)`` (so they need no features)."""
+        ``k(x,x) + k(j,j) − 2 k(x,j)`` (so they need no features). ``out``: an ``[n_pool]``
+        buffer to write them into (the greedy loops reuse one, with no allocation per step)."""
         p = self.n_train
-        return self.diag[p:] + self.diag[j] - 2 * self.column(j)[p:]
+        if out is None:
+            return self.diag[p:] + self.diag[j] - 2 * self.pool_column(j)
+        col = self.pool_column(j, out)
+        # the same roundings as the expression above: (diag_x + diag_j) − 2·col, 2·col exact
+        return col.mul_(-2).add_(self.diag[p:] + self.diag[j])
 
     def require_features(self, method: str, instead: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """The feature blocks ``(labelled [n_train, F], pool [n_pool, F])`` (not joined, so no

@@ -135,21 +135,27 @@ def _maxdet(rows: KernelRows, q: int, tp: bool, sigma: float):
 def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.Generator | None = None,
                first: str = "max"):
     """MaxDist, KMeansPP / BADGE and LCMD: each keeps every pool row's squared distance to its
-    nearest centre (and, for LCMD, which centre that is), updated by one kernel column per step."""
+    nearest centre (and, for LCMD, which centre that is), updated by one kernel column per step.
+
+    A step is one matrix-vector product over the pool plus a few passes over ``[n_pool]``
+    buffers allocated once: the product is memory-bound, so everything else is kept in place."""
     p, N = rows.n_train, rows.n_pool
     device = rows.diag.device
     min_sq = torch.full((N,), math.inf, dtype=rows.diag.dtype, device=device)
     closest = torch.zeros(N, dtype=torch.long, device=device)
     taken = torch.zeros(N, dtype=torch.bool, device=device)
+    d, score, mask = torch.empty_like(min_sq), torch.empty_like(min_sq), torch.empty_like(taken)
+    picked = torch.empty(q, dtype=torch.long, device=device)  # the chosen pool rows, as indices
+    neg_inf = torch.tensor(-math.inf, dtype=min_sq.dtype, device=device)
     n_centres = 0
 
     def add(row: int) -> None:
         nonlocal n_centres
-        d = rows.sq_dists(row)
-        closer = d < min_sq
+        rows.sq_dists(row, out=d)
         n_centres += 1
-        closest[closer] = n_centres
-        min_sq[closer] = d[closer]
+        torch.lt(d, min_sq, out=mask)
+        torch.where(mask, torch.tensor(n_centres, device=device), closest, out=closest)
+        torch.minimum(min_sq, d, out=min_sq)  # = where(d < min_sq, d, min_sq): all finite
 
     if tp and p > 0:
         # the labelled rows as centres 1..p at once: one blocked product instead of p columns
@@ -163,39 +169,48 @@ def _distances(rows: KernelRows, q: int, tp: bool, rule: str, generator: torch.G
             for i in range(0, N, step):
                 k = min(i + step, N)
                 D = rows.diag[p + i:p + k, None] + dT[None, :] - 2 * rows.block(p + i, p + k, train)
-                d, owner = D.min(1)
-                min_sq[i:k] = d
+                dmin, owner = D.min(1)
+                min_sq[i:k] = dmin
                 closest[i:k] = owner + 1
             n_centres = p
     chosen, scores = [], []
-    for _ in range(q):
+    for step_ in range(q):
+        done = picked[:step_]
         if n_centres == 0:
             if rule == "sample" and first == "random":
                 j = int(torch.randint(N, (1,), generator=generator, device="cpu"))
             else:  # the largest-norm row (bmdal_reg's and BADGE's first centre)
                 j = int(torch.argmax(rows.diag[p:]))
-            score = float(rows.diag[p + j])  # no centre yet: its squared distance from the origin
+            value = float(rows.diag[p + j])  # no centre yet: its squared distance from the origin
         elif rule == "sample":
-            w = min_sq.clamp_min(0.0).masked_fill(taken, 0.0)
+            w = torch.clamp_min(min_sq, 0.0, out=score).index_fill_(0, done, 0.0)
             if not bool(w.sum() > 0):
                 j = _first_free(taken)
             else:
                 # the strategy's generator lives on the CPU (the same draws on every device)
                 j = int(torch.multinomial(w.cpu() if generator is not None else w, 1, generator=generator))
-            score = float(min_sq[j])
+            value = float(min_sq[j])
         else:
-            s = min_sq
             if rule == "lcmd":
+                # the rows of the cluster(s) with the largest sum of squared distances
                 mass = torch.bincount(closest, weights=min_sq, minlength=n_centres + 1)
-                s = torch.where(mass[closest] == mass.max(), min_sq, torch.full_like(min_sq, -math.inf))
-            s = s.masked_fill(taken, -math.inf)
-            j = int(torch.argmax(s))
-            score = float(s[j])
-            if score == -math.inf:
+                top = mass.max()
+                if int((mass == top).sum()) == 1:
+                    torch.eq(closest, torch.argmax(mass), out=mask)
+                else:  # tied clusters: every one of them is a candidate
+                    torch.eq(mass[closest], top, out=mask)
+                torch.where(mask, min_sq, neg_inf, out=score)
+            else:
+                score.copy_(min_sq)
+            score.index_fill_(0, done, -math.inf)
+            j = int(torch.argmax(score))
+            value = float(score[j])
+            if value == -math.inf:
                 j = _first_free(taken)
         taken[j] = True
+        picked[step_] = j
         chosen.append(j)
-        scores.append(score)
+        scores.append(value)
         add(p + j)
     return _result(chosen, scores)
 
