@@ -133,6 +133,15 @@ class KernelRows:
         def row(j: int) -> torch.Tensor:
             return train[j] if j < p else pool[j - p]
 
+        def gather(cols: torch.Tensor) -> torch.Tensor:  # rows ``cols`` of [train; pool], [k, F]
+            in_train = cols < p
+            if bool(in_train.all()):
+                return train.index_select(0, cols)
+            if not bool(in_train.any()):
+                return pool.index_select(0, cols - p)
+            return torch.where(in_train[:, None], train.index_select(0, cols.clamp_max(p - 1)),
+                               pool.index_select(0, (cols - p).clamp_min(0)))
+
         def column(j: int) -> torch.Tensor:
             phi = row(j)
             return torch.cat([train @ phi, pool @ phi]) if p else pool @ phi
@@ -141,7 +150,7 @@ class KernelRows:
             return torch.mv(pool, row(j), out=out) if out is not None else pool @ row(j)
 
         def block(i: int, k: int, cols: torch.Tensor) -> torch.Tensor:
-            B = torch.stack([row(int(j)) for j in cols]) if len(cols) else pool[:0]
+            B = gather(torch.as_tensor(cols, device=pool.device).long())
             parts = ([train[i:min(k, p)] @ B.T] if i < p else []) + ([pool[max(i - p, 0):k - p] @ B.T] if k > p else [])
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
