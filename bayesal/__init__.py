@@ -7,15 +7,16 @@ pools or boxes; the :class:`ActiveLearner` runs the ask / tell loop.
 from . import design, settings
 from .acquisition import (
     BALD, EPIG, EVGP, Acquisition, BatchBALD, Entropy, IntegratedVarianceReduction, JointInformation, LeastConfidence,
-    Margin, MaxVariance, Random, VariationRatios,
+    Margin, MaxVariance, Random, VariationRatios, HyperBALD, BQBC, QBMGP, HellingerDistance,
 )
 from .errors import BayesalError, InvalidInput, NotFitted, OracleFailed, StoreError, UnknownName, Unsupported
 from .loop import ActiveLearner, Campaign, CampaignStore, run_campaign
 from .models import (
-    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, KernelGP, MCDropoutNet, MLPRegressor, SparseGP,
+    BoTorchSurrogate, DeepEnsemble, DeepKernelGP, EmpiricalNTK, ExactGP, FullyBayesianGP, KernelGP, MCDropoutNet,
+    MLPRegressor, SparseGP,
     Surrogate,
 )
-from .posteriors import GaussianPosterior, SamplePosterior
+from .posteriors import GaussianPosterior, MixturePosterior, SamplePosterior
 from .problems import DatasetProblem, make_problem
 from . import selection
 from .selection import (
@@ -39,5 +40,6 @@ __all__ = [
     "MultiFidelityLearner", "CoKriging", "BoTorchMultiFidelityGP", "MultiFidelityVarianceReduction",
     "MultiFidelityInformation", "MultiFidelityProblem", "make_multifidelity_problem",
     "MCDropoutNet", "DeepEnsemble", "MLPRegressor", "DeepKernelGP", "BatchBALD", "EPIG", "Entropy", "Margin",
-    "LeastConfidence", "VariationRatios", "StochasticBatch", "select_stochastic", "KernelBatch",
+    "LeastConfidence", "VariationRatios", "StochasticBatch", "select_stochastic", "KernelBatch", "FullyBayesianGP", "MixturePosterior",
+    "HyperBALD", "BQBC", "QBMGP", "HellingerDistance",
 ]

@@ -5,6 +5,9 @@ Two kinds, one contract each (DESIGN.md):
 * :class:`GaussianPosterior`: marginal mean and variance ``[..., N, m]`` of the latent function,
   the observation-noise variance ``[m]`` of a new label, and, on request, the joint covariance
   ``[..., m, k, k]`` of any subset of the N points.
+* :class:`MixturePosterior`: a :class:`GaussianPosterior` whose marginals are the moments of an
+  equal-weight mixture of S Gaussians (a fully Bayesian GP's S hyperparameter draws); the
+  components ``[S, N, m]`` stay available to the criteria that need them.
 * :class:`SamplePosterior`: ``K`` joint draws ``[K, N, m]`` (regression) or class probabilities
   ``[K, N, C]`` (classification); the model-sample axis K always comes first.
 
@@ -20,7 +23,7 @@ import torch
 
 from .errors import InvalidInput
 
-__all__ = ["GaussianPosterior", "SamplePosterior", "EmptyPosterior"]
+__all__ = ["GaussianPosterior", "MixturePosterior", "SamplePosterior", "EmptyPosterior"]
 
 
 def _real(value, name: str) -> torch.Tensor:
@@ -110,6 +113,68 @@ class GaussianPosterior:
 
     def __repr__(self) -> str:
         return f"GaussianPosterior(mean={list(self.mean.shape)}, joint={'yes' if self._covariance_fn else 'no'})"
+
+
+class MixturePosterior(GaussianPosterior):
+    """An equal-weight mixture of S Gaussian posteriors over the same N points.
+
+    ``mean`` and ``variance`` ``[N, m]`` are the mixture's moments, so every acquisition that
+    reads a Gaussian posterior scores the mixture's predictive (law of total variance:
+    ``var = E_s[σ²_s] + Var_s[μ_s]``). ``component_mean`` / ``component_variance`` ``[S, N, m]``
+    and ``component_noise_variance`` ``[S, m]`` are the draws themselves, for the criteria over
+    hyperparameters (:mod:`bayesal.acquisition.hyper`).
+
+    Args:
+        component_mean: ``[S, N, m]`` the S components' means.
+        component_variance: ``[S, N, m]`` their variances of f.
+        component_noise_variance: ``[S, m]`` each component's observation-noise variance, or None.
+        covariance_fn: ``indices [k] -> [m, k, k]`` the mixture's joint covariance of a subset.
+    """
+
+    def __init__(self, component_mean: torch.Tensor, component_variance: torch.Tensor,
+                 component_noise_variance: torch.Tensor | None = None,
+                 covariance_fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        mu = _real(component_mean, "component_mean")
+        var = _real(component_variance, "component_variance")
+        if mu.dim() != 3 or mu.shape[0] < 1:
+            raise InvalidInput("component_mean", "a tensor of shape [S, N, m] with S >= 1", f"shape {list(mu.shape)}")
+        if var.shape != mu.shape:
+            raise InvalidInput("component_variance", f"the shape of component_mean {list(mu.shape)}", f"{list(var.shape)}")
+        _finite(mu, "component_mean")
+        _finite(var, "component_variance")
+        var = var.clamp_min(0.0)
+        noise = None
+        if component_noise_variance is not None:
+            cn = _real(component_noise_variance, "component_noise_variance")
+            if cn.dim() != 2 or cn.shape[0] != mu.shape[0] or cn.shape[1] not in (1, mu.shape[-1]):
+                raise InvalidInput("component_noise_variance", f"one variance per component and output [{mu.shape[0]}, "
+                                   f"{mu.shape[-1]}]", f"shape {list(cn.shape)}")
+            _finite(cn, "component_noise_variance")
+            if bool((cn < 0).any()):
+                raise InvalidInput("component_noise_variance", "non-negative variances", "negative entries")
+            cn = cn.expand(mu.shape[0], mu.shape[-1])
+            noise = cn.mean(0)
+        self.component_mean = mu
+        self.component_variance = var
+        self.component_noise_variance = cn if component_noise_variance is not None else None
+        mean = mu.mean(0)
+        mixture_var = (var + (mu - mean).pow(2)).mean(0)  # E_s[σ²_s] + Var_s[μ_s], no cancellation
+        super().__init__(mean, mixture_var, noise_variance=noise, covariance_fn=covariance_fn)
+
+    @property
+    def num_components(self) -> int:
+        """S, the number of mixture components."""
+        return self.component_mean.shape[0]
+
+    @property
+    def component_predictive_variance(self) -> torch.Tensor:
+        """``[S, N, m]``: each component's variance of a new noisy label."""
+        if self.component_noise_variance is None:
+            return self.component_variance
+        return self.component_variance + self.component_noise_variance.unsqueeze(1).to(self.component_variance)
+
+    def __repr__(self) -> str:
+        return f"MixturePosterior(S={self.num_components}, mean={list(self.mean.shape)})"
 
 
 class SamplePosterior:

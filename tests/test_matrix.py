@@ -16,7 +16,7 @@ from bayesal import ActiveLearner, Box, InvalidInput, Pool
 from bayesal.acquisition import BALD, EPIG, IntegratedVarianceReduction, JointInformation, MaxVariance
 from bayesal.errors import Unsupported
 from bayesal.models import (
-    MODELS, BoTorchSurrogate, DeepEnsemble, DeepKernelGP, ExactGP, KernelGP, MCDropoutNet, MLPRegressor, SampleSurrogate,
+    MODELS, BoTorchSurrogate, DeepEnsemble, DeepKernelGP, ExactGP, FullyBayesianGP, KernelGP, MCDropoutNet, MLPRegressor, SampleSurrogate,
     SparseGP,
 )
 from bayesal.models.gp import KERNELS
@@ -54,6 +54,8 @@ REGISTRY_TINY = {
     "mc-dropout-regression": lambda: MCDropoutNet(task="regression", num_samples=16, seed=0, **NETS),
     "deep-ensemble-regression": lambda: DeepEnsemble(task="regression", num_members=10, seed=0, **NETS),
     "mlp": lambda: MLPRegressor(hidden=(32, 32), epochs=40, seed=0),
+    "fully-bayesian-gp": lambda: FullyBayesianGP(num_samples=16, warmup=32, thinning=4, seed=0),
+    "saas-gp": lambda: FullyBayesianGP(prior="saas", num_samples=16, warmup=32, thinning=4, seed=0),
 }
 #: surrogates outside the registry
 EXTRA = {

@@ -9,6 +9,7 @@ from .bald import BALD, BatchBALD, JointInformation, joint_entropy_exact, mutual
 from .base import Acquisition
 from .cost import CallableCost, ConstantCost, CostAware, CostModel, FidelityCost, as_cost_model
 from .epig import EPIG, epig_classification, epig_gaussian
+from .hyper import BQBC, QBMGP, HellingerDistance, HyperAcquisition, HyperBALD
 from .multifidelity import (
     MF_ACQUISITIONS, MultiFidelityAcquisition, MultiFidelityInformation, MultiFidelitySelection,
     MultiFidelityVarianceReduction,
@@ -17,7 +18,7 @@ from .uncertainty import Entropy, LeastConfidence, Margin, MaxVariance, Random, 
 from .variance import EVGP, IntegratedVarianceReduction
 
 __all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "IntegratedVarianceReduction", "EVGP",
-           "BatchBALD", "EPIG", "Entropy", "Margin", "LeastConfidence", "VariationRatios",
+           "BatchBALD", "EPIG", "HyperAcquisition", "HyperBALD", "BQBC", "QBMGP", "HellingerDistance", "Entropy", "Margin", "LeastConfidence", "VariationRatios",
            "mutual_information", "joint_entropy_exact", "epig_classification", "epig_gaussian",
            "MultiFidelityAcquisition", "MultiFidelityVarianceReduction", "MultiFidelityInformation",
            "MultiFidelitySelection", "MF_ACQUISITIONS", "CostAware", "CostModel", "FidelityCost",
@@ -26,7 +27,8 @@ __all__ = ["Acquisition", "Random", "MaxVariance", "BALD", "JointInformation", "
 #: registry name -> class, for the CLI and ``ActiveLearner(acquisition="...")``
 ACQUISITIONS: dict[str, type[Acquisition]] = {
     cls.name: cls for cls in (Random, MaxVariance, BALD, JointInformation, IntegratedVarianceReduction, EVGP,
-                              BatchBALD, EPIG, Entropy, Margin, LeastConfidence, VariationRatios)
+                              BatchBALD, EPIG, Entropy, Margin, LeastConfidence, VariationRatios,
+                              HyperBALD, BQBC, QBMGP, HellingerDistance)
 }
 
 #: deprecated strategy names, with what replaces them

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..errors import UnknownName
 from .base import ConditionedSurrogate, Surrogate
+from .bayesian import FullyBayesianGP, HyperparameterDraws
 from .botorch_model import BoTorchSurrogate
 from .dkl import DeepKernelGP
 from .gp import KERNELS, ExactGP
@@ -14,7 +15,7 @@ from .multifidelity import BoTorchMultiFidelityGP, CoKriging, MultiFidelitySurro
 from .nets import ConditionedSampleSurrogate, ConsistentDropout, DeepEnsemble, MCDropoutNet, MLPRegressor, SampleSurrogate
 from .sparse import SparseGP
 
-__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "KernelGP", "EmpiricalNTK", "SparseGP",
+__all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "FullyBayesianGP", "HyperparameterDraws", "KernelGP", "EmpiricalNTK", "SparseGP",
            "MCDropoutNet", "DeepEnsemble", "MLPRegressor", "DeepKernelGP", "SampleSurrogate", "ConditionedSampleSurrogate",
            "ConsistentDropout", "MultiFidelitySurrogate", "CoKriging", "BoTorchMultiFidelityGP", "TargetFidelity",
            "MODELS", "MF_MODELS", "make_model"]
@@ -28,6 +29,8 @@ MODELS: dict[str, Callable[..., Surrogate]] = {
     "mc-dropout-regression": lambda seed=0: MCDropoutNet(task="regression", seed=seed),
     "deep-ensemble-regression": lambda seed=0: DeepEnsemble(task="regression", seed=seed),
     "mlp": lambda seed=0: MLPRegressor(seed=seed),
+    "fully-bayesian-gp": lambda seed=0: FullyBayesianGP(seed=seed),
+    "saas-gp": lambda seed=0: FullyBayesianGP(prior="saas", seed=seed),
     **{f"exact-gp-{k}": (lambda k: lambda seed=0: ExactGP(kernel=k, seed=seed))(k) for k in KERNELS},
 }
 

@@ -89,6 +89,12 @@ class Surrogate(ABC):
         """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``."""
         raise self._unsupported("a joint Gaussian posterior", "box optimisation")
 
+    def hyperparameter_draws(self) -> "Surrogate | None":
+        """The model draw by draw when it integrates over hyperparameters (a Gaussian surrogate
+        whose outputs are the S draws, :class:`~bayesal.models.bayesian.HyperparameterDraws`);
+        None for a point estimate."""
+        return None
+
     def joint_samples(self, X: torch.Tensor) -> torch.Tensor:
         """Differentiable draws ``[K, b, q, m]`` of f on ``X: [b, q, d]`` under fixed base samples."""
         raise self._unsupported("differentiable posterior draws", "box optimisation")

@@ -1,0 +1,415 @@
+"""A fully Bayesian Gaussian process: NUTS over the hyperparameters, a mixture posterior.
+
+With 10–200 labels, lengthscales fitted by maximum likelihood are often poor, and an acquisition
+then chases the wrong directions. Integrating over the hyperparameters instead (Riis et al.,
+NeurIPS 2022, "Bayesian Active Learning with Fully Bayesian Gaussian Processes") gives a
+posterior that is a mixture of S Gaussian processes, one per draw θ_s of the hyperparameters:
+``p(f | D) = (1/S) Σ_s N(μ_s, σ²_s)``.
+
+The models and priors are BoTorch's: ``FullyBayesianSingleTaskGP`` (Matérn-5/2 with a
+dimension-scaled log-normal lengthscale prior) and ``SaasFullyBayesianSingleTaskGP`` (the
+sparse axis-aligned subspace prior of Eriksson & Jankowiak, UAI 2021, for many inputs). NUTS
+(Hoffman & Gelman 2014) runs in NumPyro, in several chains so that convergence can be judged,
+and is warm-started from the previous fit's posterior: a campaign refits after every batch, and
+a chain started where the last posterior sat needs a fraction of the warm-up. The chains are
+kept as ArviZ ``InferenceData`` (:attr:`FullyBayesianGP.inference_data`), with r_hat, bulk and
+tail effective sample sizes and the divergences in :meth:`FullyBayesianGP.diagnostics`.
+
+Needs the optional ``fully-bayesian`` extra (JAX, NumPyro): ``pip install "bayesal[fully-bayesian]"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from typing import Any
+
+import gpytorch
+import torch
+
+from ..errors import InvalidInput, NotFitted, Unsupported
+from ..posteriors import MixturePosterior
+from ..validation import check_bounds, check_count, check_in_box, check_seed, check_X, check_y, data_bounds
+from .algebra import ExactGaussianAlgebra
+from .base import AlgebraSurrogate, Surrogate
+from .gp import clamped, rescale_outcome, scale_free
+
+__all__ = ["FullyBayesianGP", "HyperparameterDraws", "PRIORS", "ConvergenceWarning"]
+
+#: the hyperparameter priors: BoTorch's Matérn-5/2 model and its SAAS model
+PRIORS = ("matern", "saas")
+#: r_hat above this is reported as a convergence problem (Vehtari et al. 2021 recommend 1.01 for
+#: final inference; 1.05 is the customary threshold for "the chains have not mixed")
+RHAT_WARNING = 1.05
+
+
+class ConvergenceWarning(UserWarning):
+    """The chains of a fully Bayesian fit have not mixed (r_hat above the threshold) or diverged."""
+
+
+def _require_numpyro():
+    try:
+        import jax
+        import numpyro
+    except ImportError as err:  # the optional extra
+        raise Unsupported("FullyBayesianGP", "JAX and NumPyro (NUTS over the hyperparameters)",
+                          'fully Bayesian inference; install them with pip install "bayesal[fully-bayesian]"') from err
+    return jax, numpyro
+
+
+class FullyBayesianGP(Surrogate):
+    """A Gaussian process with its hyperparameters integrated out by NUTS.
+
+    Its posterior is a :class:`~bayesal.posteriors.MixturePosterior` over S hyperparameter
+    draws (``S = num_chains · num_samples / thinning``): component means and variances
+    ``[S, N, 1]``, and the mixture's moments ``[N, 1]`` for every acquisition that reads a
+    Gaussian posterior. The hyperparameter criteria of :mod:`bayesal.acquisition.hyper` read the
+    components.
+
+    Args:
+        prior: ``"matern"`` (Matérn-5/2, BoTorch's dimension-scaled log-normal lengthscale prior)
+            or ``"saas"`` (sparse axis-aligned subspaces, for many inputs).
+        num_samples: NUTS draws kept per chain before thinning.
+        warmup: NUTS warm-up steps of a cold start.
+        warm_warmup: warm-up steps when started from the previous fit's posterior (the step size
+            and mass matrix are adapted again: the data changed).
+        thinning: keep every ``thinning``-th draw.
+        num_chains: independent chains (at least 2 for r_hat), run one after the other.
+        max_tree_depth: NUTS's maximum tree depth (BoTorch's default 6).
+        warm_start: start each refit from the last posterior's median, with ``warm_warmup``.
+        seed: seed of the chains (each fit of a campaign adds its fit count).
+    """
+
+    posterior_kind = "gaussian"
+
+    def __init__(self, prior: str = "matern", num_samples: int = 128, warmup: int = 256, warm_warmup: int = 64,
+                 thinning: int = 16, num_chains: int = 2, max_tree_depth: int = 6, warm_start: bool = True,
+                 seed: int = 0):
+        if prior not in PRIORS:
+            raise InvalidInput("prior", f"one of {', '.join(PRIORS)}", repr(prior))
+        self.prior = prior
+        self.num_samples = check_count(num_samples, "num_samples")
+        self.warmup = check_count(warmup, "warmup")
+        self.warm_warmup = check_count(warm_warmup, "warm_warmup")
+        self.thinning = check_count(thinning, "thinning")
+        self.num_chains = check_count(num_chains, "num_chains")
+        self.max_tree_depth = check_count(max_tree_depth, "max_tree_depth")
+        if self.thinning > self.num_samples:
+            raise InvalidInput("thinning", f"at most num_samples ({self.num_samples})", str(thinning))
+        self.warm_start = bool(warm_start)
+        self.seed = check_seed(seed)
+        self.model = None
+        self.inference_data = None
+        self._fits = 0
+        self._init_values: dict[str, Any] | None = None
+        self._pending = None  # (points [p, d], internal-unit labels [S, p]) after condition_on
+        self._cache = None
+        self._fitted = False
+
+    def __repr__(self) -> str:
+        return (f"FullyBayesianGP(prior={self.prior!r}, S={self.num_components}, chains={self.num_chains}, "
+                f"fitted={self._fitted})")
+
+    @property
+    def num_components(self) -> int:
+        """S, the number of hyperparameter draws in the mixture."""
+        per_chain = len(range(0, self.num_samples, self.thinning))
+        return self.num_chains * per_chain
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, bounds: Any = None) -> "FullyBayesianGP":
+        """NUTS over the hyperparameters given ``X: [n, d]``, ``y: [n]`` or ``[n, 1]``.
+
+        ``bounds: [2, d]`` fixes the input normalisation (the search space's box); without it the
+        training data's range is used. A warning (:class:`ConvergenceWarning`) is raised when a
+        hyperparameter's r_hat exceeds 1.05 or a chain diverged."""
+        jax, _ = _require_numpyro()
+        from botorch.models.fully_bayesian import FullyBayesianSingleTaskGP, SaasFullyBayesianSingleTaskGP
+        from botorch.models.transforms.input import Normalize
+        from botorch.models.transforms.outcome import Standardize
+        from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
+
+        X = check_X(X, "X").to(torch.float64)
+        y = check_y(y, "y", n=X.shape[0]).to(torch.float64)
+        if y.shape[-1] != 1:
+            raise InvalidInput("y", "one output column (FullyBayesianGP models a single output; fit one per output)",
+                               f"{y.shape[-1]} columns")
+        if X.shape[0] < 2:
+            raise InvalidInput("X", "at least 2 labelled points for NUTS over the hyperparameters", f"{X.shape[0]}")
+        d = X.shape[-1]
+        if bounds is None:
+            bounds = data_bounds(X, "X")
+        else:
+            bounds = check_bounds(bounds, d, "bounds", like=X)
+            check_in_box(X, bounds, "X")
+        y, y_shift, y_scale = scale_free(y)
+        cls = SaasFullyBayesianSingleTaskGP if self.prior == "saas" else FullyBayesianSingleTaskGP
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # BoTorch's input-scaling notes: we normalise and standardise
+            model = cls(X, y, input_transform=Normalize(d=d, bounds=bounds), outcome_transform=Standardize(m=1))
+        model.train()
+        warm = self.warm_start and self._init_values is not None and self._same_sites(d)
+        init = init_to_value(values=self._init_values) if warm else init_to_median
+        kernel = NUTS(model.pyro_model.sample, dense_mass=True, max_tree_depth=self.max_tree_depth,
+                      init_strategy=init)
+        mcmc = MCMC(kernel, num_warmup=self.warm_warmup if warm else self.warmup, num_samples=self.num_samples,
+                    num_chains=self.num_chains, chain_method="sequential", progress_bar=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # NumPyro: "not enough devices" for parallel chains
+            mcmc.run(jax.random.PRNGKey(self.seed * 1009 + self._fits))
+        grouped = mcmc.get_samples(group_by_chain=True)  # site -> [chains, draws, ...]
+        kept = {k: v[:, ::self.thinning].reshape((-1,) + v.shape[2:]) for k, v in grouped.items()}
+        self._init_values = {k: jax.numpy.median(v.reshape((-1,) + v.shape[2:]), axis=0) for k, v in grouped.items()}
+        self._sites_dim = d
+        samples = model.pyro_model.postprocess_mcmc_samples(mcmc_samples=dict(kept))
+        model.load_mcmc_samples(samples)
+        model.eval()
+        rescale_outcome(model.outcome_transform, y_shift, y_scale)
+        self.model = model
+        self.num_outputs = 1
+        self._pending, self._cache = None, None
+        self._fits += 1
+        self._warm = warm
+        self.inference_data = self._inference_data(mcmc)
+        self._fitted = True
+        self._warn_if_unconverged()
+        return self
+
+    def _same_sites(self, d: int) -> bool:
+        return getattr(self, "_sites_dim", None) == d
+
+    @staticmethod
+    def _inference_data(mcmc):
+        import arviz as az
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return az.from_numpyro(mcmc)
+
+    # -- diagnostics -------------------------------------------------------------------------------
+    def diagnostics(self) -> dict[str, Any]:
+        """Convergence of the last fit: ``{"r_hat_max", "ess_bulk_min", "ess_tail_min",
+        "divergences", "chains", "draws", "warm_start", "table"}``, where ``table`` is
+        ``arviz.summary`` of the hyperparameters (mean, sd, HDI, ESS, r_hat per parameter)."""
+        self._require_fitted()
+        import arviz as az
+
+        idata = self.inference_data
+        names = [v for v in idata.posterior.data_vars]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # arviz warns when a chain has a single draw
+            table = az.summary(idata, var_names=names, kind="all")
+        div = int(idata.sample_stats["diverging"].values.sum()) if "diverging" in idata.sample_stats else 0
+        return {
+            "r_hat_max": float(table["r_hat"].max()) if self.num_chains > 1 else math.nan,
+            "ess_bulk_min": float(table["ess_bulk"].min()),
+            "ess_tail_min": float(table["ess_tail"].min()),
+            "divergences": div,
+            "chains": self.num_chains,
+            "draws": self.num_samples,
+            "warm_start": bool(self._warm),
+            "table": table,
+        }
+
+    def _warn_if_unconverged(self) -> None:
+        diag = self.diagnostics()
+        problems = []
+        if diag["r_hat_max"] > RHAT_WARNING:
+            worst = diag["table"]["r_hat"].idxmax()
+            problems.append(f"r_hat {diag['r_hat_max']:.3f} > {RHAT_WARNING} (worst: {worst})")
+        if diag["divergences"]:
+            problems.append(f"{diag['divergences']} divergent transitions")
+        if problems:
+            warnings.warn(f"FullyBayesianGP: the NUTS chains have not converged: {'; '.join(problems)}. "
+                          "More warm-up or samples (warmup=, num_samples=) may help.", ConvergenceWarning,
+                          stacklevel=3)
+
+    def hyperparameters(self) -> dict[str, torch.Tensor]:
+        """The S kept draws of each hyperparameter, in the model's units (inputs scaled to the
+        unit cube, y standardised): ``lengthscale [S, d]``, ``outputscale [S]`` (ones for the
+        Matérn model, whose outputscale is fixed by the standardisation), ``noise [S]``,
+        ``mean [S]``."""
+        self._require_fitted()
+        m, S = self.model, self.num_components
+        k = m.covar_module
+        base = getattr(k, "base_kernel", k)
+        scale = k.outputscale.detach().reshape(S) if hasattr(k, "outputscale") else torch.ones(S, dtype=torch.float64)
+        return {
+            "lengthscale": base.lengthscale.detach().reshape(S, -1),
+            "outputscale": scale,
+            "noise": m.likelihood.noise.detach().reshape(S, -1)[:, 0],
+            "mean": m.mean_module.constant.detach().reshape(S),
+        }
+
+    # -- the posterior: THE exact algebra, with the S draws as its batch of "outputs" ---------------
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFitted("FullyBayesianGP has no data yet: call fit(X, y) (or tell the learner some labels) first")
+
+    def _kernel(self, A: torch.Tensor, B: torch.Tensor, diag: bool = False) -> torch.Tensor:
+        """The S draws' prior kernels on transformed inputs ``[..., 1|S, N, d]`` → ``[..., S, Na, Nb]``."""
+        batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2], (self.num_components,))
+        A = A.expand(*batch, *A.shape[-2:])
+        B = B.expand(*batch, *B.shape[-2:])
+        with gpytorch.settings.lazily_evaluate_kernels(False):
+            k = self.model.covar_module(A, B, diag=diag)
+        return k.to_dense() if hasattr(k, "to_dense") else k
+
+    def _algebra(self) -> ExactGaussianAlgebra:
+        """The posterior of every draw at once: an :class:`ExactGaussianAlgebra` whose m = S
+        "outputs" are the hyperparameter draws (values in y units), conditioned on the pending
+        points too when there are any (their labels taken at each draw's own mean)."""
+        self._require_fitted()
+        if self._cache is None:
+            model, S = self.model, self.num_components
+            ot = model.outcome_transform
+            transform = clamped(model.input_transform)
+            Xt = model.train_inputs[0].detach().unsqueeze(0)  # [1, n, d], already transformed
+            targets = model.train_targets.detach().reshape(1, -1).expand(S, -1)  # [S, n] internal units
+            if self._pending is not None:
+                P, mu = self._pending
+                Xt = torch.cat([Xt, transform(P).unsqueeze(0)], -2)
+                targets = torch.cat([targets, mu], -1)
+            with torch.no_grad():
+                self._cache = ExactGaussianAlgebra(
+                    self._kernel, transform, Xt,
+                    noise=model.likelihood.noise.detach().reshape(S, -1)[:, 0],
+                    targets=targets, const=model.mean_module.constant.detach().reshape(S),
+                    y_mean=ot.means.reshape(1).expand(S), y_std=ot.stdvs.reshape(1).expand(S),
+                )
+        return self._cache
+
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
+        self._require_fitted()
+        Xt = self.model.train_inputs[0]
+        return check_X(X, name, dim=Xt.shape[-1]).to(dtype=Xt.dtype, device=Xt.device)
+
+    def parameter_like(self) -> torch.Tensor:
+        return self.model.train_inputs[0] if self._fitted else torch.empty(0, dtype=torch.float64)
+
+    @property
+    def num_train(self) -> int:
+        return self._algebra().n_train if self._fitted else 0
+
+    @property
+    def component_noise_variance(self) -> torch.Tensor:
+        """``[S, 1]`` the observation-noise variance of each draw, in the units of y²."""
+        return self._algebra().noise_variance.reshape(-1, 1)
+
+    @property
+    def noise_variance(self) -> torch.Tensor:
+        """``[1]`` the mixture's mean observation-noise variance, in the units of y²."""
+        return self.component_noise_variance.mean(0)
+
+    @property
+    def posterior_bytes_per_row(self) -> float:
+        return 8.0 * self.num_components * (3 * max(self.num_train, 1) + 8)
+
+    def component_marginals(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, variance)``, each ``[S, N, 1]``: every draw's posterior of f at ``X: [N, d]``."""
+        mean, var = self._algebra().marginals(self._check_points(X))  # [N, S] each
+        return mean.T.unsqueeze(-1), var.T.unsqueeze(-1)
+
+    def posterior(self, X: Any, chunk_size: int | None = None) -> MixturePosterior:
+        """The mixture posterior of f at ``X: [N, d]`` (components ``[S, N, 1]``), in chunks."""
+        X = self._check_points(X)
+        mean, var = self._algebra().marginals(X, chunk_size)
+        return MixturePosterior(mean.T.unsqueeze(-1), var.T.unsqueeze(-1),
+                                component_noise_variance=self.component_noise_variance,
+                                covariance_fn=lambda idx: self.covariance(X[idx], X[idx]))
+
+    def component_covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """``[S, Na, Nb]``: the posterior cross-covariance of f under each draw."""
+        return self._algebra().covariance(self._check_points(A, "A"), self._check_points(B, "B"))
+
+    def covariance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """``[1, Na, Nb]``: the mixture's cross-covariance, ``E_s[Σ_s] + Cov_s[μ_s(A), μ_s(B)]``
+        (the law of total covariance)."""
+        A, B = self._check_points(A, "A"), self._check_points(B, "B")
+        algebra = self._algebra()
+        mu_a = algebra.marginals(A)[0] if A.shape[0] else A.new_zeros(0, self.num_components)
+        mu_b = algebra.marginals(B)[0] if B.shape[0] else B.new_zeros(0, self.num_components)
+        S = self.num_components
+        between = (mu_a - mu_a.mean(1, keepdim=True)) @ (mu_b - mu_b.mean(1, keepdim=True)).T / S
+        return (algebra.covariance(A, B).mean(0) + between).unsqueeze(0)
+
+    def covariance_columns(self, X: torch.Tensor) -> "MixtureColumns":
+        """Columns ``j -> Σ(X, X[j]) [1, N]`` of the mixture covariance (the greedy engine's)."""
+        X = self._check_points(X)
+        algebra = self._algebra()
+        return MixtureColumns(algebra.columns(X), algebra.marginals(X)[0].T)
+
+    def component_joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable per-draw mean ``[b, q, S]`` and covariance ``[b, S, q, q]`` on ``X: [b, q, d]``."""
+        return self._algebra().joint(X)
+
+    def joint_posterior(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mixture moments on ``X: [b, q, d]``: mean ``[b, q, 1]`` and covariance
+        ``[b, 1, q, q]`` (``E_s[Σ_s] + Cov_s[μ_s]``)."""
+        mu, C = self._algebra().joint(X)
+        mean = mu.mean(-1, keepdim=True)
+        centred = mu - mean  # [b, q, S]
+        cov = C.mean(1) + centred @ centred.transpose(-1, -2) / self.num_components
+        return mean, cov.unsqueeze(1)
+
+    def hyperparameter_draws(self) -> "HyperparameterDraws":
+        """This model draw by draw (:class:`HyperparameterDraws`), for the criteria over draws."""
+        self._require_fitted()
+        return HyperparameterDraws(self)
+
+    def condition_on(self, X_pending: Any) -> "FullyBayesianGP":
+        """A copy conditioned on pending points ``[p, d]``, under every draw, with each draw's
+        label taken at its own posterior mean (so each component's mean is unchanged and its
+        variance shrinks exactly); the hyperparameter draws are kept, nothing is refitted."""
+        Xp = self._check_points(X_pending, "X_pending")
+        algebra = self._algebra()
+        mu = algebra.marginals(Xp)[0].T  # [S, p] in y units
+        internal = (mu - algebra.y_mean.reshape(-1, 1)) / algebra.y_std.reshape(-1, 1)
+        clone = copy.copy(self)
+        if self._pending is not None:
+            P0, m0 = self._pending
+            Xp, internal = torch.cat([P0, Xp]), torch.cat([m0, internal], -1)
+        clone._pending = (Xp, internal)
+        clone._cache = None
+        return clone
+
+
+class HyperparameterDraws(AlgebraSurrogate):
+    """A fully Bayesian GP seen draw by draw: a Gaussian surrogate whose m = S "outputs" are the
+    S hyperparameter draws of its one output (posterior ``[N, S]``, covariance columns ``[S, N]``,
+    noise ``[S]``), so THE greedy engine conditions every draw at once. Only the criteria over
+    hyperparameter draws read it (:mod:`bayesal.acquisition.hyper`)."""
+
+    def __init__(self, parent: "FullyBayesianGP"):
+        self.parent = parent
+        self.num_outputs = parent.num_components
+        self._fitted = True
+
+    def __repr__(self) -> str:
+        return f"HyperparameterDraws(S={self.num_outputs})"
+
+    def fit(self, X: Any, y: Any, bounds: Any = None):
+        raise self._unsupported("fit (fit the FullyBayesianGP it views)", "fit")
+
+    def _algebra(self) -> ExactGaussianAlgebra:
+        return self.parent._algebra()
+
+    def _check_points(self, X: Any, name: str = "X") -> torch.Tensor:
+        return self.parent._check_points(X, name)
+
+    def condition_on(self, X_pending: Any) -> "HyperparameterDraws":
+        return HyperparameterDraws(self.parent.condition_on(X_pending))
+
+
+class MixtureColumns:
+    """Columns of the mixture covariance over a fixed set: ``j -> E_s[Σ_s(X, x_j)] +
+    Cov_s[μ_s(X), μ_s(x_j)]``, ``[1, N]``, from the draws' columns and means ``[S, N]``."""
+
+    def __init__(self, columns, means: torch.Tensor):
+        self.columns = columns
+        self.centred = means - means.mean(0, keepdim=True)
+
+    def __call__(self, j: int) -> torch.Tensor:
+        c = self.centred
+        return (self.columns(j).mean(0) + (c * c[:, j:j + 1]).mean(0)).unsqueeze(0)
