@@ -499,9 +499,16 @@ def _cmd_status(args) -> int:
     last = status["last"]
     if last is not None and last.get("rmse") is not None:
         print(f"latest     {last['n_labels']} labels: test RMSE {last['rmse']:.4g}, NLPD {last['nlpd']:.3f}")
+    hyper = last.get("hyperparameters") if last is not None else None
+    if hyper:
+        from .models.bayesian import diagnostic_lines
+
+        for line in diagnostic_lines(hyper):
+            print(line)
     for e in status["errors"]:
         print(f"error      experiment {e['id']} ({e['state']}): {e['error']}")
     return 0
+
 
 
 def _cmd_report(args) -> int:

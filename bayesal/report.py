@@ -6,7 +6,8 @@ multi-fidelity campaign the nominal cost, each label marked by its fidelity leve
 of the target fidelity), a map of
 the acquisition function over the space when it has one or two inputs, and a calibration plot
 (the fraction of test points inside the model's central predictive intervals against the
-nominal level; a calibrated model lies on the diagonal).
+nominal level; a calibrated model lies on the diagonal). A fully Bayesian GP's campaign adds the
+hyperparameter posterior against labels (each lengthscale's median and 95 % range, and r_hat).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from tqdm.std import tqdm  # noqa: E402
 
 from .plotting import plot_learning_curves, save_figure  # noqa: E402
 
-__all__ = ["write_report", "plot_cost_curve", "plot_acquisition_map", "plot_calibration", "calibration_curve"]
+__all__ = ["write_report", "plot_cost_curve", "plot_acquisition_map", "plot_calibration", "calibration_curve",
+           "plot_hyperparameters"]
 
 
 def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | None = None,
@@ -79,6 +81,40 @@ def plot_cost_curve(experiments, records, path: str | os.PathLike, title: str | 
     ax.set_xlabel(f"cumulative {cost_name}")
     ax.set_ylabel("test RMSE" + (" (target fidelity)" if fidelity_names else ""))
     ax.grid(alpha=0.3)
+    return save_figure(fig, path, title)
+
+
+def plot_hyperparameters(records, path: str | os.PathLike, title: str | None = None) -> str:
+    """A fully Bayesian GP's hyperparameter posterior against labels, from campaign records
+    carrying ``"hyperparameters"``: each lengthscale's median and 95 % range (unit-cube inputs,
+    log scale) and the largest r_hat of each fit against the 1.05 threshold; saved to ``path``."""
+    from .models.bayesian import RHAT_WARNING
+
+    rows = [r for r in records if r.get("hyperparameters")]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), squeeze=False)
+    ax = axes[0][0]
+    n = [r["n_labels"] for r in rows]
+    dims = len(rows[0]["hyperparameters"]["lengthscale"]) if rows else 0
+    for i in range(dims):
+        q = [r["hyperparameters"]["lengthscale"][i] for r in rows]
+        ax.fill_between(n, [v[0] for v in q], [v[2] for v in q], color=f"C{i % 10}", alpha=0.2)
+        ax.plot(n, [v[1] for v in q], marker="o", markersize=3, color=f"C{i % 10}", label=f"x{i + 1}")
+    if dims:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8, ncol=2)
+    ax.set_xlabel("labels")
+    ax.set_ylabel("lengthscale (median, 95 %)")
+    ax.grid(alpha=0.3)
+    ax = axes[0][1]
+    pts = [(r["n_labels"], r["hyperparameters"]["r_hat_max"]) for r in rows
+           if r["hyperparameters"].get("r_hat_max") is not None]
+    if pts:
+        ax.plot(*zip(*pts), marker="o", markersize=3)
+    ax.axhline(RHAT_WARNING, color="C3", linestyle=":", linewidth=1, label=f"r_hat {RHAT_WARNING}")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("largest r_hat")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return save_figure(fig, path, title)
 
 
@@ -247,6 +283,8 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
         name = f"{config['strategy']} on {config['problem']}"
         figures: list[tuple[str, str]] = []
         jobs: list[tuple[str, Any]] = [("learning_curve.png", "learning curve"), ("cost_curve.png", "cost")]
+        if any(r.get("hyperparameters") for r in records):
+            jobs.append(("hyperparameters.png", "hyperparameter posterior (NUTS)"))
         campaign = None
         if any(e.state == "done" for e in experiments):
             oracle = (lambda X: X) if config.get("oracle") == "python" else None  # the report never labels
@@ -269,6 +307,8 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
                                     fidelity_names=status["fidelity_names"], cost_budget=status["cost_budget"])
                 else:
                     plot_cost_curve(experiments, records, path, title=name)
+            elif filename == "hyperparameters.png":
+                plot_hyperparameters(records, path, title=f"{config['model']}: hyperparameters")
             elif filename == "acquisition_map.png":
                 plot_acquisition_map(campaign.learner, experiments, path,
                                      title=f"{config['strategy']} after {status['done']} labels")
@@ -291,6 +331,11 @@ def write_report(store_path: str | os.PathLike, out: str | os.PathLike, progress
                        f"oracle cost {status['cost']:.3g}")
         if last is not None and last.get("rmse") is not None:
             summary += f"; final test RMSE {last['rmse']:.4g}, NLPD {last['nlpd']:.3f}"
+        hyper = last.get("hyperparameters") if last is not None else None
+        if hyper:
+            from .models.bayesian import diagnostic_lines
+
+            summary += "; " + "; ".join(" ".join(line.split()) for line in diagnostic_lines(hyper))
         figure_html = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                                 f"</figcaption></figure>" for f, c in figures)
         rows = "\n".join(

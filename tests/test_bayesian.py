@@ -301,3 +301,58 @@ def test_nuts_recovers_known_hyperparameters():
     lo, hi = torch.quantile(ls, torch.tensor([0.025, 0.975], dtype=ls.dtype))
     assert float(lo) < 0.2 < float(hi), (float(lo), float(hi))
     assert gp.diagnostics()["r_hat_max"] < 1.05
+
+
+# -- campaigns: records, status, report ---------------------------------------------------------------
+def _hyper_record(n, r_hat=1.01, divergences=0):
+    return {"n_labels": n, "hyperparameters": {
+        "r_hat_max": r_hat, "ess_bulk_min": 80.0, "ess_tail_min": 60.0, "divergences": divergences, "chains": 2,
+        "draws": 128, "warm_start": n > 4, "lengthscale": [[0.1, 0.3 + 0.01 * n, 2.0], [0.5, 1.0, 9.0]],
+        "noise": [0.01, 0.02, 0.05], "prior": "matern"}}
+
+
+def test_status_lines_name_convergence_and_the_lengthscales():
+    from bayesal.models.bayesian import diagnostic_lines
+
+    lines = diagnostic_lines(_hyper_record(8)["hyperparameters"])
+    assert lines[0].startswith("NUTS") and "r_hat max 1.010" in lines[0] and "warm start" in lines[0]
+    assert "median 0.38, 1" in lines[1] and "[0.1, 2]" in lines[1]
+    assert not any(line.startswith("warning") for line in lines)
+    bad = diagnostic_lines(_hyper_record(8, r_hat=1.2)["hyperparameters"])
+    assert bad[-1].startswith("warning") and "1.05" in bad[-1]
+    assert diagnostic_lines(_hyper_record(8, divergences=2)["hyperparameters"])[-1].startswith("warning")
+
+
+def test_fit_diagnostics_are_json_and_match_the_draws(fbgp):
+    import json
+
+    gp, _ = fbgp
+    d = gp.fit_diagnostics()
+    json.dumps(d)
+    ls = gp.hyperparameters()["lengthscale"]
+    assert len(d["lengthscale"]) == 2
+    assert abs(d["lengthscale"][0][1] - float(ls[:, 0].median())) < 0.2 * float(ls[:, 0].std()) + 1e-12
+    assert d["lengthscale"][0][0] <= d["lengthscale"][0][1] <= d["lengthscale"][0][2]
+
+
+def test_report_plots_the_hyperparameter_posterior(tmp_path):
+    from bayesal.report import plot_hyperparameters
+
+    path = plot_hyperparameters([_hyper_record(n) for n in (4, 8, 12)] + [{"n_labels": 13}], tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 5000 and str(path).endswith("h.png")
+
+
+@pytest.mark.slow
+def test_a_fully_bayesian_campaign_records_status_and_report(tmp_path, capsys):
+    from bayesal.cli import main
+
+    store = tmp_path / "c.db"
+    assert main(["run", "--store", str(store), "--model", "fully-bayesian-gp", "--strategy", "qbmgp",
+                 "--budget", "8", "--batch-size", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "NUTS" in out and "lengthscale median" in out
+    assert main(["report", "--store", str(store), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    assert (tmp_path / "rep" / "hyperparameters.png").exists()
+    assert "r_hat max" in (tmp_path / "rep" / "index.html").read_text()

@@ -454,6 +454,9 @@ class Campaign:
             record["cost"] = record["cumulative_cost"] = self.cost_spent(exps)[0]
             record["counts"] = self.learner.counts()
         record.update(evaluation)
+        diagnostics = None if self.multifidelity else self.learner.surrogate.fit_diagnostics()
+        if diagnostics is not None:
+            record["hyperparameters"] = diagnostics
         self.store.add_record(record)
         if record["rmse"] is not None:
             self._log(f"{len(done)} labels: test RMSE {record['rmse']:.4g}")

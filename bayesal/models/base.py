@@ -89,6 +89,12 @@ class Surrogate(ABC):
         """Differentiable mean ``[b, q, m]`` and covariance ``[b, m, q, q]`` of f on ``X: [b, q, d]``."""
         raise self._unsupported("a joint Gaussian posterior", "box optimisation")
 
+    def fit_diagnostics(self) -> dict[str, Any] | None:
+        """A JSON-able summary of the last fit for campaign records, ``bayesal status`` and the
+        report (a fully Bayesian GP's convergence and hyperparameter posterior); None when the
+        fit has nothing to report."""
+        return None
+
     def hyperparameter_draws(self) -> "Surrogate | None":
         """The model draw by draw when it integrates over hyperparameters (a Gaussian surrogate
         whose outputs are the S draws, :class:`~bayesal.models.bayesian.HyperparameterDraws`);

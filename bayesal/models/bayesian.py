@@ -35,7 +35,7 @@ from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate, Surrogate
 from .gp import clamped, rescale_outcome, scale_free
 
-__all__ = ["FullyBayesianGP", "HyperparameterDraws", "PRIORS", "ConvergenceWarning"]
+__all__ = ["FullyBayesianGP", "HyperparameterDraws", "PRIORS", "ConvergenceWarning", "diagnostic_lines"]
 
 #: the hyperparameter priors: BoTorch's Matérn-5/2 model and its SAAS model
 PRIORS = ("matern", "saas")
@@ -47,6 +47,27 @@ RHAT_WARNING = 1.05
 class ConvergenceWarning(UserWarning):
     """The chains of a fully Bayesian fit have not mixed (r_hat above the threshold) or diverged."""
 
+
+def diagnostic_lines(hyper: dict) -> list[str]:
+    """Lines for ``bayesal status`` and the report from :meth:`FullyBayesianGP.fit_diagnostics`:
+    NUTS convergence, the lengthscales' and the noise's posterior, and a warning when the chains
+    have not mixed."""
+    r_hat = hyper.get("r_hat_max")
+    lines = [f"NUTS       r_hat max {'n/a' if r_hat is None else f'{r_hat:.3f}'}, ESS bulk min "
+             f"{hyper['ess_bulk_min']:.0f}, tail min {hyper['ess_tail_min']:.0f}, {hyper['divergences']} divergences "
+             f"({hyper['chains']} chains x {hyper['draws']} draws{', warm start' if hyper.get('warm_start') else ''})"]
+    ls = hyper.get("lengthscale") or []
+    if ls:
+        med = ", ".join(f"{q[1]:.3g}" for q in ls)
+        rng = ", ".join(f"[{q[0]:.3g}, {q[2]:.3g}]" for q in ls)
+        lines.append(f"lengthscale median {med} (unit-cube inputs); 95 % {rng}")
+    if hyper.get("noise"):
+        n = hyper["noise"]
+        lines.append(f"noise var  median {n[1]:.3g}; 95 % [{n[0]:.3g}, {n[2]:.3g}]")
+    if r_hat is not None and r_hat > RHAT_WARNING or hyper.get("divergences"):
+        lines.append(f"warning    the NUTS chains have not converged (r_hat above {RHAT_WARNING} or divergent "
+                     "transitions): more warm-up or draws may help")
+    return lines
 
 def _require_numpyro():
     try:
@@ -211,6 +232,22 @@ class FullyBayesianGP(Surrogate):
             "warm_start": bool(self._warm),
             "table": table,
         }
+
+    def fit_diagnostics(self) -> dict[str, Any]:
+        """The convergence figures of :meth:`diagnostics` (without the table) and the posterior of
+        the lengthscales (inputs scaled to the unit cube) and of the noise variance (y units):
+        ``[2.5 %, median, 97.5 %]`` per input, as stored in campaign records."""
+        diag = {k: v for k, v in self.diagnostics().items() if k != "table"}
+        h = self.hyperparameters()
+        probs = torch.tensor([0.025, 0.5, 0.975], dtype=torch.float64)
+
+        def spread(v: torch.Tensor) -> list[float]:
+            return [float(x) for x in torch.quantile(v.to(torch.float64), probs)]
+
+        diag["lengthscale"] = [spread(h["lengthscale"][:, i]) for i in range(h["lengthscale"].shape[1])]
+        diag["noise"] = spread(self.component_noise_variance[:, 0])
+        diag["prior"] = self.prior
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in diag.items()}
 
     def _warn_if_unconverged(self) -> None:
         diag = self.diagnostics()
