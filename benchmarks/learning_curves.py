@@ -21,6 +21,13 @@ Strategies (``--strategies``; each names the surrogate it selects with):
   posterior kernel (:class:`bayesal.KernelBatch`, TP mode); the peer ``botorch-nipv`` (BoTorch's ``qNegIntegratedPosteriorVariance``
   maximised by ``optimize_acqf_discrete`` over the unlabelled pool, run only on pools of at most
   ``--botorch-max-pool`` candidates: it builds a fantasy model per candidate).
+* A fully Bayesian GP (:class:`bayesal.FullyBayesianGP`, NUTS over the hyperparameters of
+  BoTorch's Matérn-5/2 model, 2 chains warm-started from the last fit): ``fb-`` followed by the
+  criterion it selects with: ``fb-qbmgp``, ``fb-bqbc``, ``fb-hyper-bald``, ``fb-hellinger`` (the
+  criteria over hyperparameter draws), ``fb-integrated-variance`` and ``fb-max-variance`` (on the
+  mixture). Their labels are scored with the *same ExactGP* as every other strategy (``rmse``),
+  and with the fully Bayesian GP itself (``model_rmse``, ``model_nlpd``); a fit's convergence is
+  kept (``r_hat_max``, ``divergences``).
 * An MLP ``nn.Sequential`` of linear layers, retrained from scratch on the labels at every step:
   the peers ``lcmd-ll`` and ``lcmd-grad`` (bmdal_reg's LCMD-TP with the last-layer kernel, and
   with the gradient kernel sketched to 512 random features; Holzmüller et al. 2023, "A framework
@@ -62,8 +69,11 @@ warnings.filterwarnings("ignore", module="bmdal_reg")  # its deprecated-indexing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import paired_ratio_interval, say, verdict  # noqa: E402
 
+FULLY_BAYESIAN = ("fb-qbmgp", "fb-bqbc", "fb-hyper-bald", "fb-hellinger", "fb-integrated-variance", "fb-max-variance")
 REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "lcmd", "kmeanspp",
-                 "botorch-nipv", "lcmd-ll", "lcmd-grad")
+                 "botorch-nipv", "lcmd-ll", "lcmd-grad", *FULLY_BAYESIAN)
+#: NUTS settings of the fb- strategies: 2 chains × 64 draws thinned to 16, warm-up 128 (32 warm)
+FB_NUTS = dict(num_samples=64, warmup=128, warm_warmup=32, thinning=8, num_chains=2)
 CLASSIFICATION = ("random", "bald", "batchbald", "stochastic-bald", "baal-bald", "baal-batchbald")
 PEERS = {"botorch-nipv": "botorch", "lcmd-ll": "bmdal_reg", "lcmd-grad": "bmdal_reg",
          "baal-bald": "baal", "baal-batchbald": "baal"}
@@ -220,17 +230,31 @@ def _run_regression(unit):
     X_test, y_test = problem.test_set()
     budget = min(unit["budget"], len(pool))
     bayesal_acq = strategy not in PEERS
-    learner = ActiveLearner(pool, surrogate=ExactGP(seed=seed), acquisition=strategy if bayesal_acq else "random",
-                            seed=seed, test_set=(X_test, y_test))
+    fully_bayesian = strategy in FULLY_BAYESIAN
+    if fully_bayesian:
+        from bayesal import FullyBayesianGP
+        from bayesal.metrics import evaluate
+
+        surrogate, acquisition = FullyBayesianGP(seed=seed, **FB_NUTS), strategy[len("fb-"):]
+    else:
+        surrogate, acquisition = ExactGP(seed=seed), strategy if bayesal_acq else "random"
+    learner = ActiveLearner(pool, surrogate=surrogate, acquisition=acquisition, seed=seed, test_set=(X_test, y_test))
     with_net = strategy in ("random", "lcmd-ll", "lcmd-grad")
     idx = initial_indices(len(pool), unit["initial"], seed)
     start = time.perf_counter()
     learner.tell(None, pool.reveal(idx), indices=idx)
     acq_s, curve = time.perf_counter() - start, []
     while True:
-        fit_s = learner.fit()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a ConvergenceWarning is kept in the record instead
+            fit_s = learner.fit()
         net_s = 0.0
         record = {"n_labels": learner.n_labels, "acq_s": acq_s, **learner.evaluate()}
+        if fully_bayesian:  # the labels scored by the same ExactGP as every other strategy
+            diag = learner.surrogate.fit_diagnostics()
+            record.update(model_rmse=record["rmse"], model_nlpd=record["nlpd"], r_hat_max=diag["r_hat_max"],
+                          divergences=diag["divergences"])
+            record.update(evaluate(ExactGP(seed=seed).fit(learner.X, learner.y, bounds=pool.bounds), X_test, y_test))
         if with_net:
             start = time.perf_counter()
             net = fit_mlp(learner.X, learner.y, seed)
