@@ -163,6 +163,16 @@ def check_bounds(bounds: Any, dim: int, name: str = "bounds", like: torch.Tensor
     return tensor
 
 
+def fit_bounds(X: torch.Tensor, bounds: Any = None, name: str = "X") -> torch.Tensor:
+    """The input-normalisation bounds ``[2, d]`` of a fit to ``X: [n, d]``: ``bounds`` checked
+    (``X`` must lie inside them), or the training data's range (:func:`data_bounds`) when None."""
+    if bounds is None:
+        return data_bounds(X, name)
+    bounds = check_bounds(bounds, X.shape[-1], "bounds", like=X)
+    check_in_box(X, bounds, name)
+    return bounds
+
+
 def data_bounds(X: torch.Tensor, name: str = "X") -> torch.Tensor:
     """Bounds ``[2, d]`` spanning the columns of ``X: [N, d]``, for normalising inputs.
 

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import InvalidInput, NotFitted, Unsupported
 from ..posteriors import MixturePosterior
-from ..validation import check_bounds, check_count, check_in_box, check_seed, check_X, check_y, data_bounds
+from ..validation import check_count, check_seed, check_X, check_y, fit_bounds
 from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate, Surrogate
 from .gp import clamped, rescale_outcome, scale_free
@@ -159,11 +159,7 @@ class FullyBayesianGP(Surrogate):
         if X.shape[0] < 2:
             raise InvalidInput("X", "at least 2 labelled points for NUTS over the hyperparameters", f"{X.shape[0]}")
         d = X.shape[-1]
-        if bounds is None:
-            bounds = data_bounds(X, "X")
-        else:
-            bounds = check_bounds(bounds, d, "bounds", like=X)
-            check_in_box(X, bounds, "X")
+        bounds = fit_bounds(X, bounds, "X")
         y, y_shift, y_scale = scale_free(y)
         cls = SaasFullyBayesianSingleTaskGP if self.prior == "saas" else FullyBayesianSingleTaskGP
         with warnings.catch_warnings():

@@ -31,7 +31,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from ..errors import InvalidInput, NotFitted, UnknownName
 from ..posteriors import GaussianPosterior
 from ..settings import rows_per_chunk
-from ..validation import MAX_USER_SEED, check_bounds, check_in_box, check_seed, check_X, check_y, data_bounds
+from ..validation import MAX_USER_SEED, check_seed, check_X, check_y, fit_bounds
 from .algebra import ExactGaussianAlgebra
 from .base import AlgebraSurrogate
 
@@ -200,11 +200,7 @@ class ExactGP(AlgebraSurrogate):
         X = check_X(X, "X")
         y = check_y(y, "y", n=X.shape[0])
         d, m = X.shape[-1], y.shape[-1]
-        if bounds is None:
-            bounds = data_bounds(X, "X")
-        else:
-            bounds = check_bounds(bounds, d, "bounds", like=X)
-            check_in_box(X, bounds, "X")
+        bounds = fit_bounds(X, bounds, "X")
         y, y_shift, y_scale = scale_free(y)
         batch_shape = torch.Size([m]) if m > 1 else torch.Size()
         likelihood = get_gaussian_likelihood_with_lognormal_prior(batch_shape=batch_shape)
