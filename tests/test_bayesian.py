@@ -356,3 +356,22 @@ def test_a_fully_bayesian_campaign_records_status_and_report(tmp_path, capsys):
     assert main(["report", "--store", str(store), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
     assert (tmp_path / "rep" / "hyperparameters.png").exists()
     assert "r_hat max" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_without_numpyro_the_extra_is_named(monkeypatch):
+    import sys
+
+    from bayesal.errors import Unsupported
+
+    monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro now raises ImportError
+    X, y = _data(6)
+    with pytest.raises(Unsupported, match=r"bayesal\[fully-bayesian\]"):
+        FullyBayesianGP().fit(X, y)
+
+
+def test_distributed_shards_refuse_criteria_over_draws_by_name(fbgp, points):
+    gp, _ = fbgp
+    post = gp.posterior(points)
+    scorer = QBMGP().greedy_scorer(gp, points, post.mean, post.noise_variance)
+    with pytest.raises(InvalidInput, match="single pool"):
+        scorer.update(None, None, None)
