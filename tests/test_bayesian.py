@@ -180,6 +180,15 @@ def test_hellinger_closed_form():
     assert abs(float(HellingerDistance().score(post)) - sum(h) / 2) < 1e-8
 
 
+def test_hellinger_of_point_masses():
+    """A noise-free posterior at a labelled point: identical point masses are at distance 0,
+    distinct ones at 1 (the formula's limit), never NaN."""
+    mu = torch.tensor([[[1.0], [0.0]], [[1.0], [2.0]]], dtype=torch.float64)  # [S=2, N=2, 1]
+    post = MixturePosterior(mu, torch.zeros_like(mu))
+    h = HellingerDistance().score(post)
+    assert torch.allclose(h, torch.tensor([0.0, 1.0], dtype=torch.float64))
+
+
 @pytest.mark.parametrize("cls", CRITERIA)
 def test_greedy_engine_over_the_draws_conditions_each_draw(cls, fbgp, points):
     """The second pick of a pool batch is the first pick of the model conditioned on the first."""

@@ -184,7 +184,10 @@ class HellingerDistance(HyperAcquisition):
         v_bar = (v_s + (mu - mean).pow(2)).mean(0, keepdim=True)
         tiny = torch.finfo(mu.dtype).tiny
         total = (v_s + v_bar).clamp_min(tiny)
-        bc = torch.sqrt(2 * torch.sqrt(v_s * v_bar) / total) * torch.exp(-(mu - mean).pow(2) / (4 * total))
+        # two point masses (a noise-free posterior at a labelled point): coefficient 1 where they
+        # coincide, 0 where they do not (the limit of the formula, which reads 0/0 there)
+        ratio = torch.where(v_s + v_bar > tiny, 2 * torch.sqrt(v_s * v_bar) / total, torch.ones_like(total))
+        bc = torch.sqrt(ratio) * torch.exp(-(mu - mean).pow(2) / (4 * total))
         return torch.sqrt((1 - bc).clamp_min(0.0)).mean(0).sum(-1)
 
 
