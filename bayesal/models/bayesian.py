@@ -124,6 +124,8 @@ class FullyBayesianGP(Surrogate):
         self.inference_data = None
         self._fits = 0
         self._init_values: dict[str, Any] | None = None
+        self._sites_dim: int | None = None  # the input dimension the warm-start values belong to
+        self._diagnostics: dict[str, Any] | None = None  # of the last fit, computed once
         self._pending = None  # (points [p, d], internal-unit labels [S, p]) after condition_on
         self._cache = None
         self._fitted = False
@@ -166,7 +168,7 @@ class FullyBayesianGP(Surrogate):
             warnings.simplefilter("ignore")  # BoTorch's input-scaling notes: we normalise and standardise
             model = cls(X, y, input_transform=Normalize(d=d, bounds=bounds), outcome_transform=Standardize(m=1))
         model.train()
-        warm = self.warm_start and self._init_values is not None and self._same_sites(d)
+        warm = self.warm_start and self._init_values is not None and self._sites_dim == d
         init = init_to_value(values=self._init_values) if warm else init_to_median
         kernel = NUTS(model.pyro_model.sample, dense_mass=True, max_tree_depth=self.max_tree_depth,
                       init_strategy=init)
@@ -189,12 +191,10 @@ class FullyBayesianGP(Surrogate):
         self._fits += 1
         self._warm = warm
         self.inference_data = self._inference_data(mcmc)
+        self._diagnostics = None
         self._fitted = True
         self._warn_if_unconverged()
         return self
-
-    def _same_sites(self, d: int) -> bool:
-        return getattr(self, "_sites_dim", None) == d
 
     @staticmethod
     def _inference_data(mcmc):
@@ -210,6 +210,8 @@ class FullyBayesianGP(Surrogate):
         "divergences", "chains", "draws", "warm_start", "table"}``, where ``table`` is
         ``arviz.summary`` of the hyperparameters (mean, sd, HDI, ESS, r_hat per parameter)."""
         self._require_fitted()
+        if self._diagnostics is not None:
+            return self._diagnostics
         import arviz as az
 
         idata = self.inference_data
@@ -218,7 +220,7 @@ class FullyBayesianGP(Surrogate):
             warnings.simplefilter("ignore")  # arviz warns when a chain has a single draw
             table = az.summary(idata, var_names=names, kind="all")
         div = int(idata.sample_stats["diverging"].values.sum()) if "diverging" in idata.sample_stats else 0
-        return {
+        self._diagnostics = {
             "r_hat_max": float(table["r_hat"].max()) if self.num_chains > 1 else math.nan,
             "ess_bulk_min": float(table["ess_bulk"].min()),
             "ess_tail_min": float(table["ess_tail"].min()),
@@ -228,6 +230,7 @@ class FullyBayesianGP(Surrogate):
             "warm_start": bool(self._warm),
             "table": table,
         }
+        return self._diagnostics
 
     def fit_diagnostics(self) -> dict[str, Any]:
         """The convergence figures of :meth:`diagnostics` (without the table) and the posterior of
@@ -338,11 +341,6 @@ class FullyBayesianGP(Surrogate):
     @property
     def posterior_bytes_per_row(self) -> float:
         return 8.0 * self.num_components * (3 * max(self.num_train, 1) + 8)
-
-    def component_marginals(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mean, variance)``, each ``[S, N, 1]``: every draw's posterior of f at ``X: [N, d]``."""
-        mean, var = self._algebra().marginals(self._check_points(X))  # [N, S] each
-        return mean.T.unsqueeze(-1), var.T.unsqueeze(-1)
 
     def posterior(self, X: Any, chunk_size: int | None = None) -> MixturePosterior:
         """The mixture posterior of f at ``X: [N, d]`` (components ``[S, N, 1]``), in chunks."""
