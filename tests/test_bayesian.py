@@ -340,15 +340,23 @@ def test_fit_diagnostics_are_json_and_match_the_draws(fbgp):
     json.dumps(d)
     ls = gp.hyperparameters()["lengthscale"]
     assert len(d["lengthscale"]) == 2
-    assert abs(d["lengthscale"][0][1] - float(ls[:, 0].median())) < 0.2 * float(ls[:, 0].std()) + 1e-12
-    assert d["lengthscale"][0][0] <= d["lengthscale"][0][1] <= d["lengthscale"][0][2]
+    for i in range(2):
+        assert abs(d["lengthscale"][i][1] - float(ls[:, i].median())) < 0.2 * float(ls[:, i].std()) + 1e-12
+        assert d["lengthscale"][i][0] <= d["lengthscale"][i][1] <= d["lengthscale"][i][2]
+    assert abs(d["lengthscale"][1][1] - d["lengthscale"][0][1]) > 0.2 * float(ls[:, 0].std())  # x1 ≠ x2 here
 
 
 def test_report_plots_the_hyperparameter_posterior(tmp_path):
     from bayesal.report import plot_hyperparameters
 
+    import matplotlib.image
+
     path = plot_hyperparameters([_hyper_record(n) for n in (4, 8, 12)] + [{"n_labels": 13}], tmp_path / "h.png")
-    assert (tmp_path / "h.png").stat().st_size > 5000 and str(path).endswith("h.png")
+    assert str(path).endswith("h.png")
+    rgb = torch.as_tensor(matplotlib.image.imread(str(tmp_path / "h.png"))[..., :3])
+    for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):  # the two lengthscales' lines (C0, C1)
+        near = ((rgb - torch.tensor(colour) / 255).abs().max(-1).values < 0.02).sum()
+        assert int(near) > 50, colour
 
 
 @pytest.mark.slow
