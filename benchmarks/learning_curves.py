@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import paired_ratio_interval, say, verdict  # noqa: E402
 
 FULLY_BAYESIAN = ("fb-qbmgp", "fb-bqbc", "fb-hyper-bald", "fb-hellinger", "fb-integrated-variance", "fb-max-variance")
-REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "lcmd", "kmeanspp",
+REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "auto", "lcmd", "kmeanspp",
                  "botorch-nipv", "lcmd-ll", "lcmd-grad", *FULLY_BAYESIAN)
 #: NUTS settings of the fb- strategies: 2 chains × 64 draws thinned to 16, warm-up 128 (32 warm)
 FB_NUTS = dict(num_samples=64, warmup=128, warm_warmup=32, thinning=8, num_chains=2)
@@ -89,6 +89,13 @@ SUITES: dict[str, dict[str, Any]] = {
                              "bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
                   class_budget=100, class_q=10, class_initial=20, botorch_max_pool=300, botorch_seeds=1,
                   budgets="40,60,100"),
+    # between quick and full: 13 UCI sets + diabetes + heat, 5 seeds, 10 random labels then
+    # batches of 10 up to 150 (15 GP fits per run); sized for under 90 minutes over 2 Dask workers
+    "standard": dict(datasets="uci,diabetes,heat", seeds=5, max_pool=2000, budget=150, q=10, initial=10,
+                     strategies="random,max-variance,integrated-variance,joint-information,auto,lcmd-ll,"
+                                "fb-bqbc,fb-integrated-variance",
+                     class_budget=150, class_q=10, class_initial=10, botorch_max_pool=0, botorch_seeds=0,
+                     budgets="20,50,100,150"),
     "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,
                  strategies="random,max-variance,integrated-variance,joint-information,lcmd-ll,lcmd-grad,"
                             "botorch-nipv,bald,batchbald,stochastic-bald,baal-bald,baal-batchbald",
@@ -526,6 +533,11 @@ def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _key(unit: dict[str, Any]) -> tuple:
+    """What identifies a unit's result: its data set, strategy, seed and sizes."""
+    return tuple(unit.get(k) for k in ("dataset", "strategy", "seed", "budget", "q", "initial", "max_pool"))
+
+
 def _timed_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], float]:
     t = time.perf_counter()
     return run_unit(unit), time.perf_counter() - t
@@ -581,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="--executor dask: LocalCluster worker processes")
     p.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
                    help="--executor dask: connect to this scheduler instead of starting a LocalCluster")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the finished units of --json and run only the others (same suite and settings)")
     p.add_argument("--summarise", default=None, metavar="JSON",
                    help="print the tables of an earlier --json file (complete or interrupted) and exit")
     args = p.parse_args(argv)
@@ -619,7 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor == "dask":
         meta["machine"] += f", Dask ({args.cluster or f'LocalCluster of {args.workers} worker processes'})"
     start, results = time.perf_counter(), []
+    if args.resume and args.json and os.path.exists(args.json):
+        done = {_key(r): r for r in json.loads(Path(args.json).read_text())["runs"]}
+        results = [done[_key(u)] for u in plan if _key(u) in done]
+        plan = [u for u in plan if _key(u) not in done]
+        say(f"--resume: {len(results)} runs kept from {args.json}, {len(plan)} to run")
     for i, (u, r, seconds) in enumerate(execute(plan, args.executor, args.workers, args.cluster)):
+        r = {**r, "wall_s": seconds}
         results.append(r)
         last = r["curve"][-1] if "curve" in r else {}
         err = last.get("rmse", last.get("accuracy"))
@@ -632,10 +652,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(results, budgets)
     table = markdown(rows, budgets) + "\n" + versus_markdown(versus(results))
     say(table)
-    say(f"total {total:.0f} s")
+    unit_s = sum(r.get("wall_s", 0.0) for r in results)
+    say(f"total {total:.0f} s this invocation; {unit_s:.0f} unit-seconds over all {len(results)} runs")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"meta": {**meta, "seconds": total, "complete": True}, "summary": rows, "runs": results}, fh, indent=1)
+            json.dump({"meta": {**meta, "seconds": total, "unit_seconds": unit_s, "complete": True}, "summary": rows, "runs": results}, fh, indent=1)
     if args.markdown:
         Path(args.markdown).write_text(table)
     return 0

@@ -123,7 +123,7 @@ class FullyBayesianGP(Surrogate):
         self.model = None
         self.inference_data = None
         self._fits = 0
-        self._init_values: dict[str, Any] | None = None
+        self._chain_state: tuple | None = None  # per chain: last position, step size, inverse mass matrix
         self._sites_dim: int | None = None  # the input dimension the warm-start values belong to
         self._diagnostics: dict[str, Any] | None = None  # of the last fit, computed once
         self._pending = None  # (points [p, d], internal-unit labels [S, p]) after condition_on
@@ -148,10 +148,12 @@ class FullyBayesianGP(Surrogate):
         training data's range is used. A warning (:class:`ConvergenceWarning`) is raised when a
         hyperparameter's r_hat exceeds 1.05 or a chain diverged."""
         jax, _ = _require_numpyro()
+        import numpy as np
         from botorch.models.fully_bayesian import FullyBayesianSingleTaskGP, SaasFullyBayesianSingleTaskGP
         from botorch.models.transforms.input import Normalize
         from botorch.models.transforms.outcome import Standardize
-        from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
+
+        from .nuts import sampler
 
         X = check_X(X, "X").to(torch.float64)
         y = check_y(y, "y", n=X.shape[0]).to(torch.float64)
@@ -168,20 +170,30 @@ class FullyBayesianGP(Surrogate):
             warnings.simplefilter("ignore")  # BoTorch's input-scaling notes: we normalise and standardise
             model = cls(X, y, input_transform=Normalize(d=d, bounds=bounds), outcome_transform=Standardize(m=1))
         model.train()
-        warm = self.warm_start and self._init_values is not None and self._sites_dim == d
-        init = init_to_value(values=self._init_values) if warm else init_to_median
-        kernel = NUTS(model.pyro_model.sample, dense_mass=True, max_tree_depth=self.max_tree_depth,
-                      init_strategy=init)
-        mcmc = MCMC(kernel, num_warmup=self.warm_warmup if warm else self.warmup, num_samples=self.num_samples,
-                    num_chains=self.num_chains, chain_method="sequential", progress_bar=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # NumPyro: "not enough devices" for parallel chains
-            mcmc.run(jax.random.PRNGKey(self.seed * 1009 + self._fits))
-        grouped = mcmc.get_samples(group_by_chain=True)  # site -> [chains, draws, ...]
-        kept = {k: v[:, ::self.thinning].reshape((-1,) + v.shape[2:]) for k, v in grouped.items()}
-        self._init_values = {k: jax.numpy.median(v.reshape((-1,) + v.shape[2:]), axis=0) for k, v in grouped.items()}
+        warm = self.warm_start and self._chain_state is not None and self._sites_dim == d
+        nuts = sampler(self.prior, d, X.shape[0], self.warm_warmup if warm else self.warmup, self.num_samples,
+                       self.max_tree_depth, adapt_mass=not warm)
+        # the data exactly as BoTorch's model sees them (unit cube, standardised), padded
+        args = nuts.data(model.pyro_model.train_X, model.pyro_model.train_Y)
+        keys = jax.random.split(jax.random.PRNGKey(self.seed * 1009 + self._fits), self.num_chains)
+        draws, positions, diverging, steps, state = [], [], [], [], []
+        with nuts.lock:
+            for c in range(self.num_chains):
+                if warm:
+                    z0, step, mass = self._chain_state
+                else:
+                    z0, step, mass = nuts.initial_position(keys[c], args), 1.0, None
+                zs, div, n_steps, final = nuts.chain(keys[c], args, z0, step, mass)
+                draws.append(nuts.constrain(zs, args))
+                positions.append(zs)
+                diverging.append(np.asarray(div))
+                steps.append(np.asarray(n_steps))
+                state.append((float(final.adapt_state.step_size), final.adapt_state.inverse_mass_matrix))
+        self._chain_state = self._warm_state(positions, state)
         self._sites_dim = d
-        samples = model.pyro_model.postprocess_mcmc_samples(mcmc_samples=dict(kept))
+        grouped = {k: np.stack([np.asarray(dr[k]) for dr in draws]) for k in draws[0]}  # [chains, draws, ...]
+        kept = {k: jax.numpy.asarray(v[:, ::self.thinning].reshape((-1,) + v.shape[2:])) for k, v in grouped.items()}
+        samples = model.pyro_model.postprocess_mcmc_samples(mcmc_samples=kept)
         model.load_mcmc_samples(samples)
         model.eval()
         rescale_outcome(model.outcome_transform, y_shift, y_scale)
@@ -190,19 +202,36 @@ class FullyBayesianGP(Surrogate):
         self._pending, self._cache = None, None
         self._fits += 1
         self._warm = warm
-        self.inference_data = self._inference_data(mcmc)
+        self.inference_data = self._inference_data(grouped, np.stack(diverging), np.stack(steps))
         self._diagnostics = None
         self._fitted = True
         self._warn_if_unconverged()
         return self
 
     @staticmethod
-    def _inference_data(mcmc):
+    def _warm_state(positions: list, state: list) -> tuple:
+        """Where the next fit's chains start: every chain at the median of this fit's draws (in
+        NUTS's unconstrained space); its inverse mass matrix is the covariance of this fit's draws
+        (a better estimate than a short warm-up's), kept fixed while the step size is adapted again
+        from the chains' mean."""
+        import jax
+        import jax.numpy as jnp
+
+        from .nuts import draws_covariance
+
+        median = jax.tree_util.tree_map(lambda *v: jnp.median(jnp.concatenate(v), axis=0), *positions)
+        step = float(math.exp(sum(math.log(s) for s, _ in state) / len(state)))
+        return median, step, draws_covariance(positions)
+
+    @staticmethod
+    def _inference_data(posterior: dict, diverging, steps):
+        """ArviZ ``InferenceData`` of the chains: ``posterior`` site -> ``[chains, draws, ...]``,
+        ``diverging`` and ``steps`` (leapfrog steps per draw) ``[chains, draws]``."""
         import arviz as az
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return az.from_numpyro(mcmc)
+            return az.from_dict(posterior=posterior, sample_stats={"diverging": diverging, "n_steps": steps})
 
     # -- diagnostics -------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, Any]:
