@@ -210,7 +210,8 @@ def _cmd_list(args) -> int:
 
     print("problems:   " + ", ".join(n for n in problem_names(args.data_dir) if n not in MF_PROBLEMS))
     print("models:     " + ", ".join(MODELS))
-    print("strategies: " + ", ".join(ACQUISITIONS))
+    print("strategies: auto (the default: integrated-variance for a Gaussian surrogate, bait-f for network "
+          "draws, batchbald for a classifier), " + ", ".join(ACQUISITIONS))
     from .kernels import KERNELS, TRANSFORMS
     from .selection import KERNEL_METHODS
 

@@ -61,3 +61,29 @@ def test_registry():
     assert isinstance(make_acquisition("bald"), BALD)
     with pytest.raises(InvalidInput, match="strategy"):
         make_acquisition("ucb")
+
+
+# -- auto: the default strategy ----------------------------------------------------------------------
+def test_auto_is_the_measured_default_for_each_kind_of_surrogate():
+    from bayesal import DeepEnsemble, ExactGP, FullyBayesianGP, IntegratedVarianceReduction, MCDropoutNet
+    from bayesal.acquisition import BatchBALD, resolve_auto
+    from bayesal.selection import KernelBatch
+
+    assert type(resolve_auto(ExactGP())) is IntegratedVarianceReduction
+    assert type(resolve_auto(FullyBayesianGP())) is IntegratedVarianceReduction
+    assert type(resolve_auto(MCDropoutNet(num_classes=3))) is BatchBALD
+    batch = resolve_auto(DeepEnsemble(task="regression"))
+    assert isinstance(batch, KernelBatch) and batch.method == "bait-f"
+    assert type(make_acquisition("auto", ExactGP())) is IntegratedVarianceReduction
+
+
+def test_learner_and_campaign_use_auto_when_no_strategy_is_named():
+    from bayesal import ActiveLearner, IntegratedVarianceReduction, Pool
+    from bayesal.loop.config import check_config
+
+    X = torch.rand(30, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    learner = ActiveLearner(Pool(X, X.sum(-1)), seed=0)
+    assert type(learner.acquisition) is IntegratedVarianceReduction
+    assert check_config({"problem": "branin"})["strategy"] == "auto"
+    learner.run(budget=12, q=4)  # the default strategy runs end to end
+    assert learner.n_labels == 12

@@ -392,3 +392,63 @@ def test_distributed_shards_refuse_criteria_over_draws_by_name(fbgp, points):
     scorer = QBMGP().greedy_scorer(gp, points, post.mean, post.noise_variance)
     with pytest.raises(InvalidInput, match="single pool"):
         scorer.update(None, None, None)
+
+
+# -- the compiled sampler ------------------------------------------------------------------------
+def test_padded_likelihood_is_the_unpadded_one_up_to_a_constant():
+    """The masked, padded model's log density equals BoTorch's unpadded model's at the same
+    hyperparameters, minus p/2 log 2π for p padded rows: NUTS samples the same posterior."""
+    import jax.numpy as jnp
+    from botorch.models.fully_bayesian import MaternPyroModel, SaasPyroModel
+    from numpyro.infer.util import log_density
+
+    from bayesal.models.nuts import sampler
+
+    X, y = _data(13)
+    X, y = X, ((y - y.mean()) / y.std()).unsqueeze(-1)
+    for prior, cls in (("matern", MaternPyroModel), ("saas", SaasPyroModel)):
+        plain = cls()
+        plain.set_inputs(X, y)
+        s = sampler(prior, 2, 13, 8, 4, 3)
+        args = s.data(X, y)
+        assert args[0].shape[0] == 32 and float(args[2].sum()) == 13
+        params = {"noise": jnp.array(0.07), "mean": jnp.array(0.3)}
+        if prior == "matern":
+            params["lengthscale"] = jnp.array([0.2, 1.5])
+        else:
+            params.update(kernel_tausq=jnp.array(0.8), _kernel_inv_length_sq=jnp.array([3.0, 0.5]),
+                          outputscale=jnp.array(1.3))
+        full, _ = log_density(plain.sample, (), {}, params)
+        padded, _ = log_density(s.pyro_model.model, args, {}, params)
+        assert float(padded) == pytest.approx(float(full) - 19 / 2 * math.log(2 * math.pi), abs=1e-3)
+
+
+def test_refits_in_one_size_bucket_reuse_one_compiled_sampler():
+    from bayesal.models import nuts
+
+    X, y = _data(40)
+    gp = FullyBayesianGP(num_samples=8, warmup=8, warm_warmup=8, thinning=2, num_chains=2, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(X[:33], y[:33])  # cold: bucket 64
+        before = dict(nuts._SAMPLERS)
+        gp.fit(X[:36], y[:36])  # warm, bucket 64: a new (warm) sampler
+        gp.fit(X[:40], y[:40])  # warm, same bucket: no new sampler
+    added = [k for k in nuts._SAMPLERS if k not in before]
+    assert len(added) == 1 and added[0][2] == 64 and added[0][-1] is False  # warm: mass matrix not re-adapted
+    assert gp.diagnostics()["warm_start"] is True and gp.num_train == 40
+
+
+def test_warm_start_mass_matrix_is_the_draws_covariance():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from bayesal.models.nuts import draws_covariance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 2)) @ np.array([[1.0, 0.0], [0.8, 0.3]])
+    b = rng.normal(size=(400,)) * 2.0
+    chains = [{"a": jnp.asarray(a[:200]), "b": jnp.asarray(b[:200])}, {"a": jnp.asarray(a[200:]), "b": jnp.asarray(b[200:])}]
+    cov = np.asarray(draws_covariance(chains))
+    ref = np.cov(np.column_stack([a, b]), rowvar=False)  # ravel order: sites sorted, a then b
+    assert np.allclose(cov, 400 / 405 * ref + 1e-3 * 5 / 405 * np.eye(3), atol=1e-4)

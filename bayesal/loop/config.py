@@ -92,7 +92,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("problem", "branin", "name", "problem name (see `bayesal list`)"),
     Setting("model", None, "name", "surrogate model (see `bayesal list`); default exact-gp, or co-kriging for a "
             "multi-fidelity problem (also botorch-mf-gp there)", optional=True),
-    Setting("strategy", None, "name", "acquisition strategy (see `bayesal list`); default joint-information, or "
+    Setting("strategy", None, "name", "acquisition strategy (see `bayesal list`); default auto (the strategy measured best for the "
+            "model), or "
             "mf-integrated-variance for a multi-fidelity problem (also mf-information there)", optional=True),
     Setting("selector", "auto", "name", "auto, topk, greedy or stochastic (pools only)"),
     Setting("kernel", None, "name", "kernel batch strategies (lcmd, bait-f, kmeanspp, ...): the base kernel, auto, "
@@ -133,7 +134,7 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 CAMPAIGN_DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 
 #: what the optional ``model``, ``strategy`` and ``budget`` settings become on a single-fidelity problem
-SINGLE_FIDELITY_DEFAULTS: dict[str, Any] = {"model": "exact-gp", "strategy": "joint-information", "budget": 40}
+SINGLE_FIDELITY_DEFAULTS: dict[str, Any] = {"model": "exact-gp", "strategy": "auto", "budget": 40}
 #: ... and on a multi-fidelity problem (no ``budget`` in labels: ``cost_budget`` limits the campaign)
 MULTI_FIDELITY_DEFAULTS: dict[str, Any] = {"model": "co-kriging", "strategy": "mf-integrated-variance"}
 # settings a multi-fidelity campaign refuses (value other than the default), with the reason

@@ -48,9 +48,11 @@ class ActiveLearner:
         space: a :class:`~bayesal.spaces.Pool` of candidates or a :class:`~bayesal.spaces.Box`.
         surrogate: a :class:`~bayesal.models.Surrogate` or a model name (``"exact-gp"``,
             or ``"co-kriging"`` / ``"botorch-mf-gp"`` with ``costs``).
-        acquisition: an :class:`~bayesal.acquisition.Acquisition` or a name (``"max-variance"``,
-            default for one fidelity, ``"bald"``, ``"joint-information"``, ``"random"``; with a
-            multi-fidelity surrogate ``"mf-integrated-variance"``, default, or ``"mf-information"``).
+        acquisition: an :class:`~bayesal.acquisition.Acquisition` or a name (``"auto"``, the
+            default for one fidelity: the strategy measured best for the surrogate, see
+            :mod:`bayesal.acquisition.auto`; ``"integrated-variance"``, ``"max-variance"``,
+            ``"bald"``, ``"joint-information"``, ``"random"``, ...; with a multi-fidelity surrogate
+            ``"mf-integrated-variance"``, default, or ``"mf-information"``).
         selector: ``"auto"``, ``"topk"``, ``"greedy"``, ``"stochastic"`` or a
             :class:`~bayesal.selection.StochasticBatch` (pools only; see :func:`bayesal.selection.select`;
             multi-fidelity batches are always greedy).
@@ -105,7 +107,7 @@ class ActiveLearner:
             self._init_multifidelity(surrogate, acquisition, fidelities)
         else:
             self.surrogate = make_model(surrogate, seed=self.seed)
-            self.acquisition, self.selector = split_selector(make_acquisition(acquisition or "max-variance"),
+            self.acquisition, self.selector = split_selector(make_acquisition(acquisition, self.surrogate),
                                                              check_selector(selector))
             self.fidelity = None
         self.n_candidates = check_count(n_candidates, "n_candidates")
