@@ -116,6 +116,26 @@ def paired_ratio_interval(log_ratios: dict, n_boot: int = 10_000, level: float =
     return ratio, float(np.exp(lo)), float(np.exp(hi))
 
 
+def across_sets_interval(per_set: dict, n_boot: int = 10_000, level: float = 0.95, seed: int = 0):
+    """Geometric-mean ratio over data sets, each weighted equally, with a stratified bootstrap
+    interval: ``per_set`` maps each data set to a ``{seed: [log ratios]}`` dict as
+    :func:`paired_ratio_interval` takes; the seeds of each set are resampled within that set.
+    Returns ``(ratio, low, high)``, the interval None when a set has fewer than two seeds."""
+    import numpy as np
+
+    sets = [np.array([float(np.mean(v)) for v in by_seed.values() if len(v)]) for by_seed in per_set.values()]
+    sets = [a for a in sets if a.size]
+    if not sets:
+        return None, None, None
+    ratio = float(np.exp(np.mean([a.mean() for a in sets])))
+    if min(a.size for a in sets) < 2:
+        return ratio, None, None
+    rng = np.random.default_rng(seed)
+    boots = np.mean([a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(1) for a in sets], axis=0)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return ratio, float(np.exp(lo)), float(np.exp(hi))
+
+
 def verdict(low, high) -> str:
     """``"win"`` when the interval of a ratio (ours / reference) lies below 1, ``"loss"`` when
     above, ``"tie"`` when it contains 1, ``"—"`` without an interval."""

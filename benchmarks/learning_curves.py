@@ -67,7 +67,7 @@ import torch
 warnings.filterwarnings("ignore", module="bmdal_reg")  # its deprecated-indexing and backward-hook warnings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import paired_ratio_interval, say, verdict  # noqa: E402
+from _harness import across_sets_interval, paired_ratio_interval, say, verdict  # noqa: E402
 
 FULLY_BAYESIAN = ("fb-qbmgp", "fb-bqbc", "fb-hyper-bald", "fb-hellinger", "fb-integrated-variance", "fb-max-variance")
 REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "auto", "lcmd", "kmeanspp",
@@ -93,7 +93,7 @@ SUITES: dict[str, dict[str, Any]] = {
     # batches of 10 up to 150 (15 GP fits per run); sized for under 90 minutes over 2 Dask workers
     "standard": dict(datasets="uci,diabetes,heat", seeds=5, max_pool=2000, budget=150, q=10, initial=10,
                      strategies="random,max-variance,integrated-variance,joint-information,auto,lcmd-ll,"
-                                "fb-bqbc,fb-integrated-variance",
+                                "fb-integrated-variance,fb-bqbc",
                      class_budget=150, class_q=10, class_initial=10, botorch_max_pool=0, botorch_seeds=0,
                      budgets="20,50,100,150"),
     "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,
@@ -448,6 +448,60 @@ def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _log_ratios(runs: dict, dataset: str, strategy: str, reference: str = "random") -> dict[int, list[float]]:
+    """``{seed: [log(RMSE / reference's RMSE) per step]}``, paired by seed and step, initial design excluded."""
+    A, B = runs.get((dataset, strategy), {}), runs.get((dataset, reference), {})
+    out = {}
+    for seed, curve in A.items():
+        ref = {s["n_labels"]: s["rmse"] for s in B.get(seed, [])[1:]}
+        logs = [math.log(s["rmse"] / ref[s["n_labels"]]) for s in curve[1:] if s["n_labels"] in ref]
+        if logs:
+            out[seed] = logs
+    return out
+
+
+def overview(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per regression strategy: its geometric-mean RMSE ratio to Random over the UCI sets (each set
+    weighted equally; stratified bootstrap interval over seeds), the same over every regression
+    set, and its wins, ties and losses against Random set by set (95 % intervals)."""
+    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for r in results:
+        if "curve" in r and task_of(r["dataset"]) == "regression":
+            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    datasets = list(dict.fromkeys(d for d, _ in runs))
+    out = []
+    for strategy in dict.fromkeys(s for _, s in runs):
+        if strategy == "random":
+            continue
+        per_set = {d: _log_ratios(runs, d, strategy) for d in datasets if (d, strategy) in runs}
+        per_set = {d: v for d, v in per_set.items() if v}
+        uci = {d: v for d, v in per_set.items() if d not in SKLEARN_SETS + SIMULATORS}
+        verdicts = {d: verdict(*paired_ratio_interval(v)[1:]) for d, v in uci.items()}
+        above = [d for d, v in uci.items() if verdicts[d] == "loss"]
+        out.append({"strategy": strategy, "uci_sets": len(uci), "uci": across_sets_interval(uci),
+                    "all_sets": len(per_set), "all": across_sets_interval(per_set),
+                    "wins": sum(v == "win" for v in verdicts.values()),
+                    "ties": sum(v == "tie" for v in verdicts.values()), "losses": len(above), "above_1": above})
+    return out
+
+
+def overview_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+
+    def ci(t):
+        r, lo, hi = t
+        return "—" if r is None else f"{r:.3f}" + ("" if lo is None else f" [{lo:.3f}, {hi:.3f}]")
+
+    lines = ["| strategy | UCI sets | geometric-mean ratio to Random over the UCI sets [95 % CI] | wins / ties / losses "
+             "(UCI) | sets with the interval above 1 | all regression sets | their geometric-mean ratio |",
+             "|---|---:|---:|:---:|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['strategy']} | {r['uci_sets']} | {ci(r['uci'])} | {r['wins']} / {r['ties']} / "
+                     f"{r['losses']} | {', '.join(r['above_1']) or 'none'} | {r['all_sets']} | {ci(r['all'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def _f(x, fmt="{:.3g}"):
     return "—" if x is None else fmt.format(x)
 
@@ -601,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise:
         saved = json.loads(Path(args.summarise).read_text())
         table = markdown(summarise(saved["runs"], saved["meta"]["budgets"]), saved["meta"]["budgets"])
-        table += "\n" + versus_markdown(versus(saved["runs"]))
+        table += "\n" + overview_markdown(overview(saved["runs"])) + "\n" + versus_markdown(versus(saved["runs"]))
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
@@ -638,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [done[_key(u)] for u in plan if _key(u) in done]
         plan = [u for u in plan if _key(u) not in done]
         say(f"--resume: {len(results)} runs kept from {args.json}, {len(plan)} to run")
+    # the slow NUTS units last, one fully Bayesian strategy after the other (in the order named)
+    plan.sort(key=lambda u: strategies.index(u["strategy"]) if u["strategy"] in FULLY_BAYESIAN else -1)
     for i, (u, r, seconds) in enumerate(execute(plan, args.executor, args.workers, args.cluster)):
         r = {**r, "wall_s": seconds}
         results.append(r)
@@ -650,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)
     total = time.perf_counter() - start
     rows = summarise(results, budgets)
-    table = markdown(rows, budgets) + "\n" + versus_markdown(versus(results))
+    table = (markdown(rows, budgets) + "\n" + overview_markdown(overview(results)) + "\n"
+             + versus_markdown(versus(results)))
     say(table)
     unit_s = sum(r.get("wall_s", 0.0) for r in results)
     say(f"total {total:.0f} s this invocation; {unit_s:.0f} unit-seconds over all {len(results)} runs")

@@ -118,3 +118,27 @@ def test_head_to_head_of_diversity_against_variance():
     pairs = lc.versus(results)
     assert len(pairs) == 1 and pairs[0]["ratio"] == pytest.approx(2.0) and pairs[0]["verdict"] == "loss"
     assert "0 wins, 0 ties, 1 losses" in lc.versus_markdown(pairs)
+
+
+def test_overview_weights_every_set_equally_and_names_the_losses():
+    """Two UCI-named sets with 2 seeds each: a win at ratio 1/2 on every step of "airfoil", a loss
+    at 2 on "bike" with 3 steps a seed against 1 on airfoil (so pooling steps would weigh bike
+    more); the overview's ratio over the sets is exp((log ½ + log 2) / 2) = 1, a tie, and bike is
+    named as the set whose interval lies above 1. "heat" (a simulator) counts only in "all"."""
+    from _harness import across_sets_interval
+
+    results = []
+    for seed in (0, 1):
+        results += [_run("airfoil", "random", seed, [1.0, 1.0]), _run("airfoil", "ivr", seed, [1.0, 0.5]),
+                    _run("bike", "random", seed, [1.0] * 4), _run("bike", "ivr", seed, [1.0, 2.0, 2.0, 2.0]),
+                    _run("heat", "random", seed, [1.0, 1.0]), _run("heat", "ivr", seed, [1.0, 0.25])]
+    (row,) = lc.overview(results)
+    assert row["uci_sets"] == 2 and row["all_sets"] == 3
+    assert row["uci"][0] == pytest.approx(1.0) and row["uci"][1] == pytest.approx(1.0)  # every resample the same
+    assert row["all"][0] == pytest.approx((0.5 * 2 * 0.25) ** (1 / 3))
+    assert (row["wins"], row["ties"], row["losses"], row["above_1"]) == (1, 0, 1, ["bike"])
+    assert "| ivr | 2 | 1.000 [1.000, 1.000] | 1 / 0 / 1 | bike | 3 |" in lc.overview_markdown([row])
+    # the stratified bootstrap resamples seeds within each set; one seed in a set: no interval
+    assert across_sets_interval({"a": {0: [0.1]}, "b": {0: [0.2], 1: [0.3]}})[1:] == (None, None)
+    r, lo, hi = across_sets_interval({"a": {0: [-1.0], 1: [1.0]}, "b": {0: [0.0], 1: [0.0]}})
+    assert r == pytest.approx(1.0) and lo < 1 < hi
