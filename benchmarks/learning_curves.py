@@ -1,6 +1,7 @@
 """Learning curves on real data: strategies × surrogates × data sets × seeds, with the peers beside.
 
     python benchmarks/learning_curves.py --suite quick --json lc.json --markdown lc.md
+    python benchmarks/learning_curves.py --suite standard --executor dask --workers 2 --json std.json --resume
     python benchmarks/learning_curves.py --datasets concrete,yacht --seeds 5 --data-dir DIR
 
 Every run is an independent unit ``(dataset, strategy, seed)`` described by a JSON-able dict
@@ -15,7 +16,9 @@ simulator of :mod:`bayesal.problems`, as a pool of random designs).
 
 Strategies (``--strategies``; each names the surrogate it selects with):
 
-* ExactGP (Matérn-5/2, the library's default): ``random``, ``max-variance``,
+* ExactGP (Matérn-5/2, the library's default): ``random``, ``auto`` (the library's default
+  strategy, :mod:`bayesal.acquisition.auto`; for an ExactGP it is integrated variance, so its
+  curves repeat that strategy's, a check that the default is what it claims), ``max-variance``,
   ``integrated-variance`` (reference set: the pool, i.e. the input distribution),
   ``joint-information``, and the diversity methods ``lcmd`` and ``kmeanspp`` on the GP's own
   posterior kernel (:class:`bayesal.KernelBatch`, TP mode); the peer ``botorch-nipv`` (BoTorch's ``qNegIntegratedPosteriorVariance``
@@ -39,6 +42,17 @@ Strategies (``--strategies``; each names the surrogate it selects with):
   (baal's heuristics on the same network's ``[N, C, K]`` probabilities).
 
 Peers are skipped with a note when their package is not installed (``make peers``).
+
+Suites (``--suite``): ``quick`` (3 seeds, 20 initial labels, batches of 20 up to 100), ``standard``
+(the 13 UCI sets, diabetes and heat; 5 seeds; pools of 2,000; 10 initial labels, batches of 10 up
+to 150; the variance criteria, ``auto``, bmdal_reg's LCMD-TP and two fully Bayesian criteria, run
+last) and ``full`` (5 seeds, pools of 5,000, 300 labels). ``--resume`` keeps the finished units of
+``--json`` and runs the others, so a long suite can be run in parts; each record keeps its wall
+time (``wall_s``).
+
+The overview table gives, per strategy, the geometric-mean RMSE ratio to Random over the UCI sets
+(each set weighted equally, seeds resampled within each set for the 95 % interval), its wins, ties
+and losses set by set (95 % paired intervals), and the sets where the interval lies above 1.
 
 Summary per (data set, strategy), over seeds: RMSE (or accuracy) and NLPD (or NLL) at fixed
 budgets; the area under the log-RMSE curve (mean of log error over the label range, trapezoid

@@ -49,6 +49,14 @@ def test_an_interrupted_campaign_resumes_to_the_uninterrupted_result(tmp_path):
         assert [a for e, a, _ in resumed.store.claims() if e == 6] == [1, 2]  # the interrupted one ran again
 
 
+@pytest.fixture(autouse=True)
+def fresh_call_counter():
+    """The in-process oracles of campaign_oracles count their calls: every test starts at 0,
+    whatever ran before it (the counts below are of this test's calls)."""
+    campaign_oracles._calls["n"] = 0
+    yield
+
+
 def test_an_oracle_failing_one_call_in_five_still_completes_the_budget(tmp_path):
     with Campaign.create(tmp_path / "s.db", oracle=campaign_oracles.every_fifth_call_fails, **SETTINGS) as c:
         c.run()
@@ -57,6 +65,7 @@ def test_an_oracle_failing_one_call_in_five_still_completes_the_budget(tmp_path)
     assert counts["done"] == 10 and counts["pending"] == counts["running"] == 0
     assert len(failed) == 2  # calls 5 and 10 of 12
     assert all("RuntimeError: simulated failure on call" in e.error for e in failed)
+    campaign_oracles._calls["n"] = 0
     with Campaign.create(tmp_path / "r.db", oracle=campaign_oracles.every_fifth_call_fails, retries=1,
                          **SETTINGS) as c:
         c.run()
@@ -66,7 +75,6 @@ def test_an_oracle_failing_one_call_in_five_still_completes_the_budget(tmp_path)
 
 
 def test_nan_hang_and_bad_shape_are_recorded_as_failures(tmp_path):
-    campaign_oracles._calls["n"] = 0
     with Campaign.create(tmp_path / "s.db", oracle=campaign_oracles.misbehaves, timeout=1.0,
                          **{**SETTINGS, "budget": 6}) as c:
         c.run()

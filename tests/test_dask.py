@@ -76,7 +76,10 @@ def test_campaign_on_dask_completes_with_a_failing_oracle(client, tmp_path):
         c.run()
         exps = c.store.experiments()
     assert sum(e.state == "done" for e in exps) == 10
-    assert all("simulated failure" in e.error for e in exps if e.state == "failed")
+    failed = [e for e in exps if e.state == "failed"]
+    # each of the 2 worker processes fails every fifth call it makes (whatever it ran before), so
+    # without a failure they could make at most 4 calls each: 10 successes need at least one
+    assert len(failed) >= 1 and all("simulated failure" in e.error for e in failed)
     assert len({e.worker for e in exps}) == 1  # claimed by the campaign process, run on the cluster
 
 

@@ -100,10 +100,43 @@ def test_random_topk_is_seeded_and_distinct():
 
 @pytest.mark.parametrize("acquisition, q", [(MaxVariance(), 1), (MaxVariance(), 3), (JointInformation(), 3),
                                             (BALD(), 2), (Random(), 4)])
-def test_continuous_selection_is_inside_the_box(gp_2d, acquisition, q):
+def test_continuous_selection_is_inside_the_box(gp_2d, acquisition, q, monkeypatch):
+    """The optimiser's own points, before the final clamp (a guard against rounding), are inside
+    the box the selection was asked for, not the box the model was fitted on."""
+    import bayesal.selection.continuous as continuous
+
+    raw = []
+
+    def recording(*args, **kwargs):
+        X, v = optimize_acqf_botorch(*args, **kwargs)
+        raw.append(X.detach().reshape(-1, 2).clone())
+        return X, v
+
+    optimize_acqf_botorch = continuous.optimize_acqf
+    monkeypatch.setattr(continuous, "optimize_acqf", recording)
     box = Box([0.2, -1.0], [0.9, 0.5])  # deliberately not the box the model was fitted on
     selection = select_continuous(gp_2d, acquisition, box, q, seed=0, num_restarts=4, raw_samples=64)
-    assert selection.X.shape == (q, 2) and bool(box.contains(selection.X).all())
+    assert selection.X.shape == (q, 2)
+    if acquisition.needs_posterior:
+        assert raw, "the box was not optimised"
+        lo, hi = box.bounds[0], box.bounds[1]
+        for X in raw:
+            assert bool(((X >= lo - 1e-12) & (X <= hi + 1e-12)).all()), X
+    assert bool(box.contains(selection.X).all())
+
+
+@pytest.mark.parametrize("acquisition", [MaxVariance(), BALD()])
+def test_one_continuous_point_is_the_grid_maximum(gp_2d, acquisition):
+    """With q = 1 both criteria increase with the posterior variance: the point chosen on a box
+    that is not the model's has a variance at least the largest on a 61 × 61 grid of that box
+    (up to 0.1 %: the optimiser may land between grid points, never far below them)."""
+    box = Box([0.2, -1.0], [0.9, 0.5])
+    x = select_continuous(gp_2d, acquisition, box, 1, seed=0, num_restarts=4, raw_samples=64).X
+    g0, g1 = torch.meshgrid(torch.linspace(0.2, 0.9, 61, dtype=torch.float64),
+                            torch.linspace(-1.0, 0.5, 61, dtype=torch.float64), indexing="ij")
+    grid = torch.stack([g0.reshape(-1), g1.reshape(-1)], -1)
+    best = float(gp_2d.posterior(grid).variance.max())
+    assert float(gp_2d.posterior(x).variance) >= best * (1 - 1e-3)
 
 
 def test_continuous_joint_batch_beats_random_batches(gp_2d):
