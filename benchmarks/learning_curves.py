@@ -516,6 +516,29 @@ def overview_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def matrix_markdown(rows: list[dict[str, Any]]) -> str:
+    """Regression sets × strategies: each strategy's RMSE ratio to Random with its 95 % interval,
+    ``+`` where the interval lies below 1 (a win), ``−`` where above (a loss)."""
+    sel = [r for r in rows if task_of(r["dataset"]) == "regression" and r["strategy"] != "random"]
+    if not sel:
+        return ""
+    strategies = list(dict.fromkeys(r["strategy"] for r in sel))
+    by = {(r["dataset"], r["strategy"]): r for r in sel}
+    lines = ["| data set | " + " | ".join(strategies) + " |", "|---|" + "---:|" * len(strategies)]
+    for dataset in dict.fromkeys(r["dataset"] for r in sel):
+        cells = []
+        for s in strategies:
+            r = by.get((dataset, s))
+            if r is None or r["ratio_to_random"] is None:
+                cells.append("—")
+                continue
+            mark = {"win": " +", "loss": " −"}.get(verdict(r.get("ratio_low"), r.get("ratio_high")), "")
+            ci = "" if r.get("ratio_low") is None else f" [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+            cells.append(f"{r['ratio_to_random']:.3f}{ci}{mark}")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _f(x, fmt="{:.3g}"):
     return "—" if x is None else fmt.format(x)
 
@@ -668,8 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.summarise:
         saved = json.loads(Path(args.summarise).read_text())
-        table = markdown(summarise(saved["runs"], saved["meta"]["budgets"]), saved["meta"]["budgets"])
-        table += "\n" + overview_markdown(overview(saved["runs"])) + "\n" + versus_markdown(versus(saved["runs"]))
+        rows = summarise(saved["runs"], saved["meta"]["budgets"])
+        table = markdown(rows, saved["meta"]["budgets"]) + "\n" + matrix_markdown(rows) + "\n"
+        table += overview_markdown(overview(saved["runs"])) + "\n" + versus_markdown(versus(saved["runs"]))
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
@@ -720,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump({"meta": {**meta, "complete": False}, "runs": results}, fh)
     total = time.perf_counter() - start
     rows = summarise(results, budgets)
-    table = (markdown(rows, budgets) + "\n" + overview_markdown(overview(results)) + "\n"
+    table = (markdown(rows, budgets) + "\n" + matrix_markdown(rows) + "\n" + overview_markdown(overview(results)) + "\n"
              + versus_markdown(versus(results)))
     say(table)
     unit_s = sum(r.get("wall_s", 0.0) for r in results)

@@ -11,7 +11,9 @@ dimension-scaled log-normal lengthscale prior) and ``SaasFullyBayesianSingleTask
 sparse axis-aligned subspace prior of Eriksson & Jankowiak, UAI 2021, for many inputs). NUTS
 (Hoffman & Gelman 2014) runs in NumPyro, in several chains so that convergence can be judged,
 and is warm-started from the previous fit's posterior: a campaign refits after every batch, and
-a chain started where the last posterior sat needs a fraction of the warm-up. The chains are
+a chain started where the last posterior sat, with that posterior's covariance as its mass
+matrix, needs a fraction of the warm-up. The sampler is compiled once per size bucket and reused
+by every later fit in the process (:mod:`bayesal.models.nuts`). The chains are
 kept as ArviZ ``InferenceData`` (:attr:`FullyBayesianGP.inference_data`), with r_hat, bulk and
 tail effective sample sizes and the divergences in :meth:`FullyBayesianGP.diagnostics`.
 
@@ -93,8 +95,9 @@ class FullyBayesianGP(Surrogate):
             or ``"saas"`` (sparse axis-aligned subspaces, for many inputs).
         num_samples: NUTS draws kept per chain before thinning.
         warmup: NUTS warm-up steps of a cold start.
-        warm_warmup: warm-up steps when started from the previous fit's posterior (the step size
-            and mass matrix are adapted again: the data changed).
+        warm_warmup: warm-up steps when started from the previous fit's posterior: the chains
+            start at its median, the mass matrix is the covariance of its draws, and only the
+            step size is adapted again (the data changed).
         thinning: keep every ``thinning``-th draw.
         num_chains: independent chains (at least 2 for r_hat), run one after the other.
         max_tree_depth: NUTS's maximum tree depth (BoTorch's default 6).

@@ -86,11 +86,9 @@ class Sampler:
         X, Y, mask = self._placeholder()
         info = initialize_model(jax.random.PRNGKey(0), self.pyro_model.model, model_args=(X, Y, mask),
                                 dynamic_args=True)
-        self._postprocess = info.postprocess_fn
-        self._potential = info.potential_fn
-        self._median_z = info.param_info.z  # used only for the structure of z
+        # one NUTS kernel per sampler: its init_kernel sets the warm-up schedule that the compiled
+        # transition closes over, so warm-up length and mass adaptation are part of the cache key
         self.init_kernel, sample_kernel = hmc(potential_fn_gen=info.potential_fn, algo="NUTS")
-        self._sample_kernel = sample_kernel
         length = warmup + num_samples
 
         def run(state, X, Y, mask):
