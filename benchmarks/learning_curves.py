@@ -107,7 +107,7 @@ SUITES: dict[str, dict[str, Any]] = {
     # batches of 10 up to 150 (15 GP fits per run); sized for under 90 minutes over 2 Dask workers
     "standard": dict(datasets="uci,diabetes,heat", seeds=5, max_pool=2000, budget=150, q=10, initial=10,
                      strategies="random,max-variance,integrated-variance,joint-information,auto,lcmd-ll,"
-                                "fb-integrated-variance,fb-bqbc",
+                                "fb-bqbc,fb-integrated-variance",
                      class_budget=150, class_q=10, class_initial=10, botorch_max_pool=0, botorch_seeds=0,
                      budgets="20,50,100,150"),
     "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,

@@ -142,3 +142,38 @@ def test_overview_weights_every_set_equally_and_names_the_losses():
     assert across_sets_interval({"a": {0: [0.1]}, "b": {0: [0.2], 1: [0.3]}})[1:] == (None, None)
     r, lo, hi = across_sets_interval({"a": {0: [-1.0], 1: [1.0]}, "b": {0: [0.0], 1: [0.0]}})
     assert r == pytest.approx(1.0) and lo < 1 < hi
+
+
+def test_any_folder_laid_out_like_the_uci_sets_is_a_data_set(tmp_path):
+    """A user's own data folder (not one of the 13 names) runs through the harness and the CLI's
+    problem registry; a name that is a path, or a folder without the two files, is refused."""
+    import gzip
+
+    import numpy as np
+
+    from bayesal.problems import make_problem, problem_names
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(120, 3))
+    y = np.sin(3 * X[:, 0]) + X[:, 1]
+    masks = np.zeros((120, 10), dtype=int)
+    for j in range(10):
+        masks[rng.choice(120, 20, replace=False), j] = 1
+    folder = tmp_path / "my-lab"
+    folder.mkdir()
+    with gzip.open(folder / "data.csv.gz", "wt") as fh:
+        np.savetxt(fh, np.column_stack([X, y]), delimiter=",")
+    with gzip.open(folder / "test_mask.csv.gz", "wt") as fh:
+        np.savetxt(fh, masks, delimiter=",", fmt="%d")
+    (tmp_path / "empty").mkdir()
+    assert "uci-my-lab" in problem_names(tmp_path) and "uci-empty" not in problem_names(tmp_path)
+    problem = make_problem("uci-my-lab", data_dir=tmp_path, split=2)
+    assert len(problem.space) == 100 and problem.test_set()[0].shape == (20, 3)
+    assert lc.resolve_datasets("my-lab", str(tmp_path)) == ["my-lab"]
+    with pytest.raises(SystemExit, match="no data set 'empty'"):
+        lc.resolve_datasets("empty", str(tmp_path))
+    with pytest.raises(SystemExit, match="no data set"):
+        lc.resolve_datasets("../my-lab", str(tmp_path / "empty"))
+    record = lc.run_unit(dict(dataset="my-lab", strategy="integrated-variance", seed=1, budget=16, q=3, initial=10,
+                              max_pool=2000, botorch_max_pool=0, data_dir=str(tmp_path)))
+    assert [s["n_labels"] for s in record["curve"]] == [10, 13, 16]

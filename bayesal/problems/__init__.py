@@ -13,7 +13,7 @@ from ..errors import UnknownName
 from ..spaces import Box
 from .analytic import Branin, Forrester, Hartmann6
 from .base import DatasetProblem, FunctionProblem, Problem
-from .data import UCI_DATASETS, load_uci, uci_available
+from .data import UCI_DATASETS, load_uci, uci_available, uci_names
 from .multifidelity import MF_PROBLEMS, MultiFidelityProblem, make_multifidelity_problem
 
 __all__ = [
@@ -48,8 +48,8 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
 
 def problem_names(data_dir=None) -> list[str]:
     """Built-in problem names, the multi-fidelity ones (``heat-mf``, ...), plus ``uci-NAME`` for
-    every UCI set found in ``data_dir``."""
-    return list(PROBLEMS) + list(MF_PROBLEMS) + [f"uci-{n}" for n in UCI_DATASETS if uci_available(n, data_dir)]
+    every data set found in ``data_dir`` (the UCI sets, and any folder laid out like them)."""
+    return list(PROBLEMS) + list(MF_PROBLEMS) + [f"uci-{n}" for n in uci_names(data_dir)]
 
 
 def is_multifidelity(name: str) -> bool:
@@ -68,6 +68,6 @@ def make_problem(name: str, noise_std: float = 0.0, seed: int = 0, data_dir=None
         return PROBLEMS[name](noise_std=noise_std, seed=seed, **kwargs)
     if name in MF_PROBLEMS:
         return make_multifidelity_problem(name, **kwargs)
-    if name.startswith("uci-") and name[4:] in UCI_DATASETS:
+    if name.startswith("uci-") and (name[4:] in UCI_DATASETS or uci_available(name[4:], data_dir)):
         return load_uci(name[4:], data_dir=data_dir, seed=seed, **kwargs)
     raise UnknownName("problem", name, problem_names(data_dir) or list(PROBLEMS))

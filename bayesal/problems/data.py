@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InvalidInput
 from .base import DatasetProblem
 
-__all__ = ["UCI_DATASETS", "default_uci_dir", "uci_available", "load_uci"]
+__all__ = ["UCI_DATASETS", "default_uci_dir", "uci_available", "uci_names", "load_uci"]
 
 UCI_DATASETS = ("airfoil", "bike", "concrete", "elevators", "energy", "housing", "kin40k",
                 "parkinsons", "pol", "protein", "skillcraft", "wine", "yacht")
@@ -32,9 +32,20 @@ def default_uci_dir() -> Path:
 
 def uci_available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     """Whether ``data_dir`` (default :func:`default_uci_dir`) holds ``name/data.csv.gz`` and
-    ``name/test_mask.csv.gz``."""
+    ``name/test_mask.csv.gz`` (any folder name: a user's own data set laid out the same way counts)."""
+    if not name or name != Path(name).name or name in (".", ".."):  # one folder of data_dir, no path
+        return False
     folder = Path(data_dir) if data_dir is not None else default_uci_dir()
     return (folder / name / "data.csv.gz").is_file() and (folder / name / "test_mask.csv.gz").is_file()
+
+
+def uci_names(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Every data set of ``data_dir`` laid out like the UCI folders: the 13 standard ones found
+    there first, in their order, then any other folder, alphabetically."""
+    folder = Path(data_dir) if data_dir is not None else default_uci_dir()
+    others = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return ([n for n in UCI_DATASETS if uci_available(n, folder)]
+            + [n for n in others if n not in UCI_DATASETS and uci_available(n, folder)])
 
 
 @lru_cache(maxsize=4)
