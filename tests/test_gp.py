@@ -131,3 +131,26 @@ def test_love_variances_approximate_the_exact_ones():
     assert torch.allclose(a.mean, b.mean, atol=1e-6)
     rel = ((a.variance - b.variance).abs() / a.variance).max()
     assert rel < 0.05, f"LOVE variances off by {float(rel):.3g} relative"
+
+
+def test_restarts_keep_the_best_of_several_fits(monkeypatch):
+    """``restarts=k`` asks BoTorch for k fits from different starts and the best marginal
+    likelihood; the default fits once; a fixed noise refuses restarts (they would redraw it)."""
+    import bayesal.models.gp as gp_module
+
+    seen = []
+    real = gp_module.fit_gpytorch_mll
+
+    def recording(mll, **kwargs):
+        seen.append(kwargs)
+        return real(mll, **kwargs)
+
+    monkeypatch.setattr(gp_module, "fit_gpytorch_mll", recording)
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(10, 1, generator=g, dtype=torch.float64)
+    y = torch.sin(25 * X[:, 0]) + 0.05 * torch.randn(10, generator=g, dtype=torch.float64)
+    ExactGP().fit(X, y)
+    ExactGP(restarts=4).fit(X, y)
+    assert seen == [{}, {"max_attempts": 4, "pick_best_of_all_attempts": True}]
+    with pytest.raises(InvalidInput, match="restarts"):
+        ExactGP(noise=0.1, restarts=3)
