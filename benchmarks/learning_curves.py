@@ -48,7 +48,7 @@ Peers are skipped with a note when their package is not installed (``make peers`
 
 Suites (``--suite``): ``quick`` (3 seeds, 20 initial labels, batches of 20 up to 100), ``standard``
 (the 13 UCI sets, diabetes and heat; 5 seeds; pools of 2,000; 10 initial labels, batches of 10 up
-to 150; the variance criteria, ``auto``, bmdal_reg's LCMD-TP and two fully Bayesian criteria, run
+to 150; the variance criteria, ``auto``, bmdal_reg's LCMD-TP and B-QBC over NUTS draws, run
 last) and ``full`` (5 seeds, pools of 5,000, 300 labels). ``--resume`` keeps the finished units of
 ``--json`` and runs the others, so a long suite can be run in parts; each record keeps its wall
 time (``wall_s``).
@@ -110,10 +110,12 @@ SUITES: dict[str, dict[str, Any]] = {
                   class_budget=100, class_q=10, class_initial=20, botorch_max_pool=300, botorch_seeds=1,
                   budgets="40,60,100"),
     # between quick and full: 13 UCI sets + diabetes + heat, 5 seeds, 10 random labels then
-    # batches of 10 up to 150 (15 GP fits per run); sized for under 90 minutes over 2 Dask workers
+    # batches of 10 up to 150 (15 GP fits per run); measured at 89 minutes over 2 Dask workers
+    # (49 for the six GP and MLP strategies, 40 for B-QBC over NUTS draws). A second fully
+    # Bayesian criterion (fb-integrated-variance, about 60 s a run) would add 40 more: name it
+    # with --strategies to run it.
     "standard": dict(datasets="uci,diabetes,heat", seeds=5, max_pool=2000, budget=150, q=10, initial=10,
-                     strategies="random,max-variance,integrated-variance,joint-information,auto,lcmd-ll,"
-                                "fb-bqbc,fb-integrated-variance",
+                     strategies="random,max-variance,integrated-variance,joint-information,auto,lcmd-ll,fb-bqbc",
                      class_budget=150, class_q=10, class_initial=10, botorch_max_pool=0, botorch_seeds=0,
                      budgets="20,50,100,150"),
     "full": dict(datasets="uci,diabetes,digits,heat", seeds=5, max_pool=5000, budget=300, q=10, initial=20,
@@ -443,8 +445,12 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
     return rows
 
 
-#: (strategy, reference) pairs compared head to head when both ran: diversity against variance
-VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), ("lcmd", "joint-information"))
+#: (strategy, reference) pairs compared head to head when both ran: diversity against variance, the
+#: default against the peer (bmdal_reg's LCMD-TP), the fully Bayesian criteria and the restarts
+#: against the default
+VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), ("lcmd", "joint-information"),
+          ("auto", "lcmd-ll"), ("fb-bqbc", "auto"), ("fb-integrated-variance", "auto"),
+          ("integrated-variance-restarts", "integrated-variance"))
 
 
 def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -633,6 +639,16 @@ def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def read_results(path: str) -> dict[str, Any]:
+    """A ``--json`` file, plain or gzipped (``.gz``: how the committed suite tables are kept)."""
+    if str(path).endswith(".gz"):
+        import gzip
+
+        with gzip.open(path, "rt") as fh:
+            return json.load(fh)
+    return json.loads(Path(path).read_text())
+
+
 def _key(unit: dict[str, Any]) -> tuple:
     """What identifies a unit's result: its data set, strategy, seed and sizes."""
     return tuple(unit.get(k) for k in ("dataset", "strategy", "seed", "budget", "q", "initial", "max_pool"))
@@ -699,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="print the tables of an earlier --json file (complete or interrupted) and exit")
     args = p.parse_args(argv)
     if args.summarise:
-        saved = json.loads(Path(args.summarise).read_text())
+        saved = read_results(args.summarise)
         rows = summarise(saved["runs"], saved["meta"]["budgets"])
         table = markdown(rows, saved["meta"]["budgets"]) + "\n" + matrix_markdown(rows) + "\n"
         table += overview_markdown(overview(saved["runs"])) + "\n" + versus_markdown(versus(saved["runs"]))
@@ -735,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["machine"] += f", Dask ({args.cluster or f'LocalCluster of {args.workers} worker processes'})"
     start, results = time.perf_counter(), []
     if args.resume and args.json and os.path.exists(args.json):
-        done = {_key(r): r for r in json.loads(Path(args.json).read_text())["runs"]}
+        done = {_key(r): r for r in read_results(args.json)["runs"]}
         results = [done[_key(u)] for u in plan if _key(u) in done]
         plan = [u for u in plan if _key(u) not in done]
         say(f"--resume: {len(results)} runs kept from {args.json}, {len(plan)} to run")
