@@ -463,14 +463,9 @@ def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for dataset in dict.fromkeys(d for d, _ in runs):
         for a, b in VERSUS:
-            A, B = runs.get((dataset, a)), runs.get((dataset, b))
-            if not A or not B:
+            if not runs.get((dataset, a)) or not runs.get((dataset, b)):
                 continue
-            logs: dict[int, list[float]] = {}
-            for seed, curve in A.items():
-                ref = {s["n_labels"]: s["rmse"] for s in B.get(seed, [])[1:]}
-                logs[seed] = [math.log(s["rmse"] / ref[s["n_labels"]]) for s in curve[1:] if s["n_labels"] in ref]
-            ratio, low, high = paired_ratio_interval({k: v for k, v in logs.items() if v})
+            ratio, low, high = paired_ratio_interval(_log_ratios(runs, dataset, a, b))
             if ratio is not None:
                 out.append({"dataset": dataset, "strategy": a, "reference": b, "ratio": ratio, "low": low, "high": high,
                             "verdict": verdict(low, high)})
