@@ -58,7 +58,7 @@ def test_settings_defaults_and_refusals_of_a_multifidelity_campaign():
     assert (cfg["model"], cfg["strategy"], cfg["budget"], cfg["cost_budget"]) == (
         "co-kriging", "mf-integrated-variance", None, 3.0)
     single = check_config({"problem": "branin"})
-    assert (single["model"], single["strategy"], single["budget"]) == ("exact-gp", "joint-information", 40)
+    assert (single["model"], single["strategy"], single["budget"]) == ("exact-gp", "auto", 40)
     refused = [
         ({"problem": "heat-mf"}, "cost_budget"),  # required
         ({"problem": "heat-mf", "cost_budget": 0.0}, "cost_budget"),

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 from typing import Any
+
+__all__ = ["PAD_ROWS", "padded_size", "Sampler", "sampler", "draws_covariance"]
 
 #: training rows are padded up to a multiple of this (one compilation per bucket)
 PAD_ROWS = 32
@@ -56,16 +57,6 @@ def _masked_model_class(base):
             self.sample()
 
     return Masked
-
-
-@dataclass
-class ChainState:
-    """What a warm start carries from one fit to the next, per chain: the unconstrained position,
-    the adapted step size and inverse mass matrix."""
-
-    z: list[dict[str, Any]]
-    step_size: list[float]
-    inverse_mass_matrix: list[Any]
 
 
 class Sampler:
