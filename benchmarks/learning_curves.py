@@ -398,17 +398,37 @@ def _error(record: dict[str, Any], key: str) -> float | None:
     return record.get(key)
 
 
-def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[str, Any]]:
-    """One row per (dataset, strategy): means over seeds, ratios to Random paired by seed and step."""
+def _curves(results: list[dict[str, Any]], regression_only: bool = False) -> dict[tuple[str, str], dict[int, list]]:
+    """``{(dataset, strategy): {seed: curve}}`` of the finished runs (regression sets only on request)."""
     runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for r in results:
-        if "curve" in r:
+        if "curve" in r and not (regression_only and task_of(r["dataset"]) != "regression"):
             runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    return runs
+
+
+def _log_ratios(runs: dict, dataset: str, strategy: str, reference: str = "random",
+                metric: str = "rmse") -> dict[int, list[float]]:
+    """``{seed: [log(error / reference's error) per step]}``, paired by seed and step, initial
+    design excluded (error: :func:`_error` of ``metric``; steps where either is missing are skipped)."""
+    A, B = runs.get((dataset, strategy), {}), runs.get((dataset, reference), {})
+    out = {}
+    for seed, curve in A.items():
+        ref = {s["n_labels"]: _error(s, metric) for s in B.get(seed, [])[1:]}
+        logs = [math.log(e / ref[s["n_labels"]]) for s in curve[1:]
+                if (e := _error(s, metric)) is not None and ref.get(s["n_labels"]) is not None]
+        if logs:
+            out[seed] = logs
+    return out
+
+
+def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[str, Any]]:
+    """One row per (dataset, strategy): means over seeds, ratios to Random paired by seed and step."""
+    runs = _curves(results)
     rows = []
     for (dataset, strategy), by_seed in runs.items():
         cls = task_of(dataset) == "classification"
         key = "accuracy" if cls else "rmse"
-        base = runs.get((dataset, "random"), {})
         row = {"dataset": dataset, "strategy": strategy, "seeds": len(by_seed), "metric": key}
         for b in budgets:
             at = [c[i] for c in by_seed.values() for i in range(len(c)) if c[i]["n_labels"] == b]
@@ -423,14 +443,7 @@ def summarise(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[st
             aucs.append(float(np.trapezoid(e, n) / (n[-1] - n[0])) if len(n) > 1 else float(e[0]))
         row["auc_log_error"] = float(np.mean(aucs))
         for metric, label in ((key, "ratio_to_random"), ("net_rmse", "net_ratio_to_random")):
-            logs: dict[int, list[float]] = {}
-            for seed, c in by_seed.items():
-                ref = {s["n_labels"]: _error(s, metric) for s in base.get(seed, [])[1:]}
-                for s in c[1:]:
-                    e, r = _error(s, metric), ref.get(s["n_labels"])
-                    if e is not None and r is not None:
-                        logs.setdefault(seed, []).append(math.log(e / r))
-            ratio, low, high = paired_ratio_interval(logs)
+            ratio, low, high = paired_ratio_interval(_log_ratios(runs, dataset, strategy, "random", metric))
             if strategy == "random":  # 1 by construction: no interval to give
                 low = high = None
             row[label] = ratio
@@ -456,10 +469,7 @@ VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), 
 def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per data set, the ratio of each pair of :data:`VERSUS` (RMSE of the first over the second,
     paired by seed and step, initial design excluded) with its bootstrap interval and verdict."""
-    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
-    for r in results:
-        if "curve" in r and task_of(r["dataset"]) == "regression":
-            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    runs = _curves(results, regression_only=True)
     out = []
     for dataset in dict.fromkeys(d for d, _ in runs):
         for a, b in VERSUS:
@@ -472,26 +482,11 @@ def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _log_ratios(runs: dict, dataset: str, strategy: str, reference: str = "random") -> dict[int, list[float]]:
-    """``{seed: [log(RMSE / reference's RMSE) per step]}``, paired by seed and step, initial design excluded."""
-    A, B = runs.get((dataset, strategy), {}), runs.get((dataset, reference), {})
-    out = {}
-    for seed, curve in A.items():
-        ref = {s["n_labels"]: s["rmse"] for s in B.get(seed, [])[1:]}
-        logs = [math.log(s["rmse"] / ref[s["n_labels"]]) for s in curve[1:] if s["n_labels"] in ref]
-        if logs:
-            out[seed] = logs
-    return out
-
-
 def overview(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per regression strategy: its geometric-mean RMSE ratio to Random over the UCI sets (each set
     weighted equally; stratified bootstrap interval over seeds), the same over every regression
     set, and its wins, ties and losses against Random set by set (95 % intervals)."""
-    runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
-    for r in results:
-        if "curve" in r and task_of(r["dataset"]) == "regression":
-            runs.setdefault((r["dataset"], r["strategy"]), {})[r["seed"]] = r["curve"]
+    runs = _curves(results, regression_only=True)
     datasets = list(dict.fromkeys(d for d, _ in runs))
     out = []
     for strategy in dict.fromkeys(s for _, s in runs):

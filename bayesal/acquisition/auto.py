@@ -41,13 +41,15 @@ AUTO = "auto"
 
 
 def resolve_auto(surrogate) -> Acquisition:
-    """The acquisition ``auto`` stands for with ``surrogate`` (a :class:`~bayesal.models.base.Surrogate`),
-    following the table of this module."""
+    """The acquisition ``auto`` stands for with ``surrogate`` (a :class:`~bayesal.models.base.Surrogate`,
+    or None for the default model, an exact GP), following the table of this module."""
     from . import BatchBALD, IntegratedVarianceReduction
 
-    if getattr(surrogate, "task", "regression") == "classification":
+    if surrogate is None:
+        return IntegratedVarianceReduction()
+    if surrogate.task == "classification":
         return BatchBALD()
-    if getattr(surrogate, "posterior_kind", "gaussian") == "samples":
+    if surrogate.posterior_kind == "samples":
         from ..selection.kernel_batch import KernelBatch
 
         return KernelBatch("bait-f")

@@ -26,6 +26,8 @@ class Surrogate(ABC):
       :class:`~bayesal.posteriors.GaussianPosterior`, and ``covariance`` /
       ``joint_posterior`` exist) or ``"samples"`` (a :class:`~bayesal.posteriors.SamplePosterior`
       with K joint draws, and ``joint_samples`` for boxes).
+    * ``task``: ``"regression"`` or ``"classification"`` (class probabilities as the posterior's
+      draws).
     * ``noise_variance``: ``[m]`` observation-noise variance, or None (noise-free).
     * ``posterior_bytes_per_row``: working memory of one pool row while it is scored, or None
       for the selectors' default estimate.
@@ -41,6 +43,8 @@ class Surrogate(ABC):
     num_outputs: int = 1
     #: ``"gaussian"`` or ``"samples"``: which posterior :meth:`posterior` returns
     posterior_kind: str = "gaussian"
+    #: ``"regression"`` or ``"classification"``
+    task: str = "regression"
 
     @abstractmethod
     def fit(self, X: Any, y: Any, bounds: Any = None) -> "Surrogate":
