@@ -154,3 +154,43 @@ def test_restarts_keep_the_best_of_several_fits(monkeypatch):
     assert seen == [{}, {"max_attempts": 4, "pick_best_of_all_attempts": True}]
     with pytest.raises(InvalidInput, match="restarts"):
         ExactGP(noise=0.1, restarts=3)
+
+
+def test_input_warping_is_learned_and_the_algebra_uses_it():
+    """``input_warping=True``: on f(x) = sin(12 x⁴) (fast at the right end only) the fitted
+    Kumaraswamy CDF w(x) = 1 − (1 − x^a)^b moves away from the identity and raises the marginal
+    likelihood; our exact algebra (posterior, covariance, conditioning) agrees with BoTorch's
+    posterior of the warped model; a point outside the box is predicted as its projection."""
+    from botorch.models.transforms.input import Warp
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    X = torch.linspace(0, 1, 30, dtype=torch.float64).unsqueeze(-1)
+    y = torch.sin(12 * X[:, 0] ** 4)
+    box = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    plain, warped = ExactGP().fit(X, y, bounds=box), ExactGP(input_warping=True).fit(X, y, bounds=box)
+    tf = warped.model.input_transform
+    assert isinstance(tf, Warp) and not isinstance(plain.model.input_transform, Warp)
+    a, b = float(tf.concentration1), float(tf.concentration0)
+    assert abs(a - 1) + abs(b - 1) > 0.2  # the data ask for a warping
+
+    def mll(gp):
+        gp.model.train()
+        value = ExactMarginalLogLikelihood(gp.model.likelihood, gp.model)(
+            gp.model(*gp.model.train_inputs), gp.model.train_targets)
+        gp.model.eval()
+        return float(value)
+
+    assert mll(warped) > mll(plain)
+    Xs = torch.rand(25, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ours, theirs = warped.posterior(Xs), warped.model.posterior(Xs)
+    assert torch.allclose(ours.mean, theirs.mean.detach(), atol=1e-9)
+    assert torch.allclose(ours.variance, theirs.variance.detach(), atol=1e-9)
+    assert torch.allclose(warped.covariance(Xs, Xs)[0], theirs.mvn.covariance_matrix.detach(), atol=1e-9)
+    cond = warped.condition_on(Xs[:3]).posterior(Xs)
+    assert torch.allclose(cond.mean, ours.mean, atol=1e-8) and bool((cond.variance <= ours.variance + 1e-12).all())
+    assert bool((cond.variance[:3] < ours.variance[:3]).all())
+    outside = warped.posterior(torch.tensor([[1.5], [-0.5]], dtype=torch.float64))
+    faces = warped.posterior(torch.tensor([[1.0], [0.0]], dtype=torch.float64))
+    assert torch.allclose(outside.mean, faces.mean, atol=1e-6)
+    with pytest.raises(InvalidInput, match="input_warping"):
+        ExactGP(input_warping="yes")

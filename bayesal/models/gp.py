@@ -19,7 +19,7 @@ import torch
 from botorch.exceptions.warnings import InputDataWarning, OptimizationWarning
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
-from botorch.models.transforms.input import Normalize
+from botorch.models.transforms.input import Normalize, Warp
 from botorch.models.transforms.outcome import Standardize
 from botorch.models.utils.gpytorch_modules import (
     get_covar_module_with_dim_scaled_prior,
@@ -27,6 +27,7 @@ from botorch.models.utils.gpytorch_modules import (
 )
 from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import LogNormalPrior
 
 from ..errors import InvalidInput, NotFitted, UnknownName
 from ..posteriors import GaussianPosterior
@@ -38,6 +39,11 @@ from .base import AlgebraSurrogate
 __all__ = ["ExactGP", "KERNELS", "make_kernel"]
 
 KERNELS = ("matern52", "matern32", "matern12", "rbf")
+#: L-BFGS-B iterations of a warped ExactGP's fit (see ``input_warping``); measured on bike and
+#: concrete at 30 and 100 labels, caps of 100, 300 and 1,000 iterations all predicted better than
+#: the unwarped fit (bike, 100 labels: test RMSE 0.05 to 0.09 against 0.15; concrete: 7.89 to 7.90
+#: against 8.04), 1,000 costing five times as long as 200
+WARPED_FIT_ITERATIONS = 200
 
 
 def make_kernel(kernel: str | Kernel, dim: int, batch_shape: torch.Size, outputscale: bool) -> Kernel:
@@ -66,13 +72,14 @@ def make_kernel(kernel: str | Kernel, dim: int, batch_shape: torch.Size, outputs
 
 
 def fit_exact_model(model, noise: float | None = None, seed: int = 0, cholesky_up_to: int = 800,
-                    restarts: int = 1) -> None:
+                    restarts: int = 1, max_iterations: int | None = None) -> None:
     """Maximise the marginal likelihood of a BoTorch exact GP ``model`` in place (seeded restarts,
     BoTorch's fitting warnings silenced). ``noise``: a fixed observation-noise variance in the
     units of y, or None to learn it; ``cholesky_up_to``: see :class:`ExactGP`; ``restarts`` > 1:
     that many fits, the first from the default initial values and the others from draws of the
     hyperparameter priors, keeping the largest marginal likelihood (BoTorch's
-    ``pick_best_of_all_attempts``)."""
+    ``pick_best_of_all_attempts``); ``max_iterations``: a cap on L-BFGS-B's iterations per fit
+    (None: SciPy's default)."""
     if noise is not None:
         # A fixed homoskedastic noise, expressed in the standardised units the model sees.
         stdvs = model.outcome_transform.stdvs.reshape(-1)
@@ -84,10 +91,10 @@ def fit_exact_model(model, noise: float | None = None, seed: int = 0, cholesky_u
         warnings.simplefilter("ignore", category=OptimizationWarning)
         warnings.simplefilter("ignore", category=InputDataWarning)
         with gpytorch.settings.max_cholesky_size(max(cholesky_up_to, 800)):
+            kwargs = {} if max_iterations is None else {"optimizer_kwargs": {"options": {"maxiter": max_iterations}}}
             if restarts > 1:
-                fit_gpytorch_mll(mll, max_attempts=restarts, pick_best_of_all_attempts=True)
-            else:
-                fit_gpytorch_mll(mll)
+                kwargs.update(max_attempts=restarts, pick_best_of_all_attempts=True)
+            fit_gpytorch_mll(mll, **kwargs)
 
 
 #: the largest spread of labels whose posterior variance (in y's units squared) is still a finite
@@ -158,6 +165,14 @@ class ExactGP(AlgebraSurrogate):
         restarts: fits of the hyperparameters from different starts (the default values, then
             draws of the priors), keeping the one of largest marginal likelihood; 1 (default)
             fits once, retrying only when the optimiser fails. Learned noise only.
+        input_warping: learn a monotone warping of each input, the Kumaraswamy CDF of Snoek,
+            Swersky, Zemel & Adams (2014), "Input Warping for Bayesian Optimization of
+            Non-Stationary Functions" (BoTorch's ``Warp``), with log-normal priors on its two
+            concentrations per input centred on the identity; the box (``bounds``) becomes the
+            warping's domain and points outside it are clamped to its faces. Its fit is capped at
+            ``WARPED_FIT_ITERATIONS`` L-BFGS-B iterations: the warped likelihood has long flat
+            ridges (on bike, 4,000 to 10,000 iterations, one to three minutes, to SciPy's
+            tolerance) and the capped fit already predicts better than the unwarped one.
         cholesky_up_to: fit with Cholesky factorisations up to this many training points
             (GPyTorch's default, 800; above it, conjugate gradients and Lanczos). Measured on
             protein, single-threaded: at n = 1,500 Cholesky is exact and about a minute; at
@@ -172,7 +187,8 @@ class ExactGP(AlgebraSurrogate):
 
     def __init__(self, kernel: str | Kernel = "matern52", noise: float | None = None,
                  outputscale: bool = False, seed: int = 0, love: bool | None = None,
-                 love_threshold: int = 3000, cholesky_up_to: int = 800, restarts: int = 1):
+                 love_threshold: int = 3000, cholesky_up_to: int = 800, restarts: int = 1,
+                 input_warping: bool = False):
         if not isinstance(kernel, Kernel) and kernel not in KERNELS:
             raise UnknownName("kernel", str(kernel), KERNELS)
         if noise is not None and not (float(noise) > 0):
@@ -187,6 +203,9 @@ class ExactGP(AlgebraSurrogate):
         if self.restarts > 1 and self.noise is not None:
             raise InvalidInput("restarts", "1 with a fixed noise (restarts draw the noise from its prior too)",
                                str(restarts))
+        if not isinstance(input_warping, bool):
+            raise InvalidInput("input_warping", "True or False", repr(input_warping))
+        self.input_warping = input_warping
         self.model: SingleTaskGP | None = None
         self._fitted = False
 
@@ -224,15 +243,25 @@ class ExactGP(AlgebraSurrogate):
             likelihood=likelihood,
             covar_module=make_kernel(self.kernel, d, batch_shape, self.outputscale),
             outcome_transform=outcome,
-            input_transform=Normalize(d=d, bounds=bounds),
+            input_transform=self._input_transform(d, bounds),
         ).to(X)
         # a fixed noise variance is in y's units: rescale it with y, per output
         noise = None if self.noise is None else self.noise / y_scale.to(X) ** 2
-        fit_exact_model(model, noise, self.seed, self.cholesky_up_to, self.restarts)
+        fit_exact_model(model, noise, self.seed, self.cholesky_up_to, self.restarts,
+                        WARPED_FIT_ITERATIONS if self.input_warping else None)
         model.eval()
         rescale_outcome(model.outcome_transform, y_shift, y_scale)
         self._set_model(model, m)
         return self
+
+    def _input_transform(self, d: int, bounds: torch.Tensor):
+        """Inputs to the unit cube, then (``input_warping``) through a learned Kumaraswamy CDF per
+        input whose concentrations have log-normal priors with median 1 (the identity)."""
+        if not self.input_warping:
+            return Normalize(d=d, bounds=bounds)
+        return Warp(d=d, indices=list(range(d)), bounds=bounds,
+                    concentration1_prior=LogNormalPrior(0.0, 0.75 ** 0.5),
+                    concentration0_prior=LogNormalPrior(0.0, 0.75 ** 0.5))
 
     def _set_model(self, model: SingleTaskGP, m: int) -> None:
         self.model = model
