@@ -36,7 +36,8 @@ Strategies (``--strategies``; each names the surrogate it selects with):
   draws of the priors, the largest marginal likelihood kept); scored like the fully Bayesian ones.
 * ``integrated-variance-warp``: integrated variance selected with an ExactGP that learns a
   Kumaraswamy warping of each input (``ExactGP(input_warping=True)``); scored like the fully
-  Bayesian ones (``model_rmse`` is the warped GP's own error).
+  Bayesian ones (``model_rmse`` is the warped GP's own error); ``random-warp``: Random's labels,
+  with the warped GP's own error in ``model_rmse`` (the reference of the warped GP's own curve).
 * An MLP ``nn.Sequential`` of linear layers, retrained from scratch on the labels at every step:
   the peers ``lcmd-ll`` and ``lcmd-grad`` (bmdal_reg's LCMD-TP with the last-layer kernel, and
   with the gradient kernel sketched to 512 random features; Holzmüller et al. 2023, "A framework
@@ -90,12 +91,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import across_sets_interval, paired_ratio_interval, say, verdict  # noqa: E402
 
 FULLY_BAYESIAN = ("fb-qbmgp", "fb-bqbc", "fb-hyper-bald", "fb-hellinger", "fb-integrated-variance", "fb-max-variance")
-#: integrated variance selected with variants of the ExactGP, the options of each: hyperparameters
-#: fitted from several starts (the default values, then 4 draws of the priors; the largest marginal
+#: strategies run with a variant of the ExactGP: (its options, the criterion). Hyperparameters fitted
+#: from several starts (the default values, then 4 draws of the priors; the largest marginal
 #: likelihood kept), or a learned input warping
-RESTARTS = {"integrated-variance-restarts": dict(restarts=5), "integrated-variance-warp": dict(input_warping=True)}
+GP_VARIANTS = {"integrated-variance-restarts": (dict(restarts=5), "integrated-variance"),
+               "integrated-variance-warp": (dict(input_warping=True), "integrated-variance"),
+               "random-warp": (dict(input_warping=True), "random")}
 REGRESSION_GP = ("random", "max-variance", "integrated-variance", "joint-information", "auto", "lcmd", "kmeanspp",
-                 "botorch-nipv", "lcmd-ll", "lcmd-grad", *FULLY_BAYESIAN, *RESTARTS)
+                 "botorch-nipv", "lcmd-ll", "lcmd-grad", *FULLY_BAYESIAN, *GP_VARIANTS)
 #: NUTS settings of the fb- strategies: 2 chains × 64 draws thinned to 16, warm-up 128 (32 warm)
 FB_NUTS = dict(num_samples=64, warmup=128, warm_warmup=32, thinning=8, num_chains=2)
 CLASSIFICATION = ("random", "bald", "batchbald", "stochastic-bald", "baal-bald", "baal-batchbald")
@@ -269,8 +272,9 @@ def _run_regression(unit):
         from bayesal import FullyBayesianGP
 
         surrogate, acquisition = FullyBayesianGP(seed=seed, **FB_NUTS), strategy[len("fb-"):]
-    elif strategy in RESTARTS:
-        surrogate, acquisition = ExactGP(seed=seed, **RESTARTS[strategy]), "integrated-variance"
+    elif strategy in GP_VARIANTS:
+        options, acquisition = GP_VARIANTS[strategy]
+        surrogate = ExactGP(seed=seed, **options)
     else:
         surrogate, acquisition = ExactGP(seed=seed), strategy if bayesal_acq else "random"
     learner = ActiveLearner(pool, surrogate=surrogate, acquisition=acquisition, seed=seed, test_set=(X_test, y_test))
@@ -285,7 +289,7 @@ def _run_regression(unit):
             fit_s = learner.fit()
         net_s = 0.0
         record = {"n_labels": learner.n_labels, "acq_s": acq_s, **learner.evaluate()}
-        if fully_bayesian or strategy in RESTARTS:  # the labels scored by the same ExactGP as every other strategy
+        if fully_bayesian or strategy in GP_VARIANTS:  # the labels scored by the same ExactGP as every other strategy
             record.update(model_rmse=record["rmse"], model_nlpd=record["nlpd"])
             if fully_bayesian:
                 diag = learner.surrogate.fit_diagnostics()
@@ -412,13 +416,14 @@ def _curves(results: list[dict[str, Any]], regression_only: bool = False) -> dic
 
 
 def _log_ratios(runs: dict, dataset: str, strategy: str, reference: str = "random",
-                metric: str = "rmse") -> dict[int, list[float]]:
+                metric: str = "rmse", reference_metric: str | None = None) -> dict[int, list[float]]:
     """``{seed: [log(error / reference's error) per step]}``, paired by seed and step, initial
-    design excluded (error: :func:`_error` of ``metric``; steps where either is missing are skipped)."""
+    design excluded (error: :func:`_error` of ``metric``, the reference's of ``reference_metric``,
+    by default the same; steps where either is missing are skipped)."""
     A, B = runs.get((dataset, strategy), {}), runs.get((dataset, reference), {})
     out = {}
     for seed, curve in A.items():
-        ref = {s["n_labels"]: _error(s, metric) for s in B.get(seed, [])[1:]}
+        ref = {s["n_labels"]: _error(s, reference_metric or metric) for s in B.get(seed, [])[1:]}
         logs = [math.log(e / ref[s["n_labels"]]) for s in curve[1:]
                 if (e := _error(s, metric)) is not None and ref.get(s["n_labels"]) is not None]
         if logs:
@@ -470,19 +475,36 @@ VERSUS = (("lcmd", "integrated-variance"), ("kmeanspp", "integrated-variance"), 
           ("integrated-variance-restarts", "integrated-variance"), ("integrated-variance-warp", "integrated-variance"))
 
 
+#: pairs whose first (or both) RMSEs are a GP variant's own (``model_rmse``), not the shared
+#: ExactGP's: (strategy, its metric, reference, the reference's metric). The warped GP with
+#: integrated variance against the warped GP on Random's labels (the default criterion where the
+#: model warps), the warped GP against the plain one on the same labels (Random's), and what a
+#: user switching model gets (warped GP + integrated variance against plain GP + integrated variance)
+MODEL_VERSUS = (("integrated-variance-warp", "model_rmse", "random-warp", "model_rmse"),
+                ("random-warp", "model_rmse", "random", "rmse"),
+                ("integrated-variance-warp", "model_rmse", "integrated-variance", "rmse"))
+
+
+def _label(strategy: str, metric: str) -> str:
+    return f"{strategy} (own GP)" if metric == "model_rmse" else strategy
+
+
 def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per data set, the ratio of each pair of :data:`VERSUS` (RMSE of the first over the second,
-    paired by seed and step, initial design excluded) with its bootstrap interval and verdict."""
+    """Per data set, the ratio of each pair of :data:`VERSUS` and :data:`MODEL_VERSUS` (RMSE of the
+    first over the second, paired by seed and step, initial design excluded) with its bootstrap
+    interval and verdict."""
     runs = _curves(results, regression_only=True)
+    pairs = [(a, "rmse", b, "rmse") for a, b in VERSUS] + list(MODEL_VERSUS)
     out = []
     for dataset in dict.fromkeys(d for d, _ in runs):
-        for a, b in VERSUS:
+        for a, ma, b, mb in pairs:
             if not runs.get((dataset, a)) or not runs.get((dataset, b)):
                 continue
-            ratio, low, high = paired_ratio_interval(_log_ratios(runs, dataset, a, b))
+            ratio, low, high = paired_ratio_interval(_log_ratios(runs, dataset, a, b, ma, mb))
             if ratio is not None:
-                out.append({"dataset": dataset, "strategy": a, "reference": b, "ratio": ratio, "low": low, "high": high,
-                            "verdict": verdict(low, high)})
+                out.append({"dataset": dataset, "strategy": _label(a, ma), "reference": _label(b, mb), "ratio": ratio,
+                            "low": low, "high": high, "verdict": verdict(low, high),
+                            "log_ratios": _log_ratios(runs, dataset, a, b, ma, mb)})
     return out
 
 
@@ -561,12 +583,16 @@ def versus_markdown(pairs: list[dict[str, Any]]) -> str:
         ci = "" if p["low"] is None else f" [{p['low']:.3f}, {p['high']:.3f}]"
         lines.append(f"| {p['dataset']} | {p['strategy']} | {p['reference']} | {p['ratio']:.3f}{ci} | {p['verdict']} |")
     lines.append("")
-    for a, b in VERSUS:
+    for a, b in dict.fromkeys((p["strategy"], p["reference"]) for p in pairs):
         sel = [p for p in pairs if (p["strategy"], p["reference"]) == (a, b)]
-        if sel:
-            count = {v: sum(p["verdict"] == v for p in sel) for v in ("win", "tie", "loss")}
-            lines.append(f"{a} against {b}: {count['win']} wins, {count['tie']} ties, {count['loss']} losses "
-                         f"over {len(sel)} data sets.")
+        count = {v: sum(p["verdict"] == v for p in sel) for v in ("win", "tie", "loss")}
+        uci = {p["dataset"]: p["log_ratios"] for p in sel if p["dataset"] not in SKLEARN_SETS + SIMULATORS}
+        geo = ""
+        if len(uci) > 1:
+            r, lo, hi = across_sets_interval(uci)
+            geo = f"; over the {len(uci)} UCI sets {r:.3f} [{lo:.3f}, {hi:.3f}]"
+        lines.append(f"{a} against {b}: {count['win']} wins, {count['tie']} ties, {count['loss']} losses "
+                     f"over {len(sel)} data sets{geo}.")
     return "\n".join(lines) + "\n"
 
 

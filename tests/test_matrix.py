@@ -46,6 +46,7 @@ def _rbf():
 #: a tiny version of every entry of bayesal.models.MODELS (same class and task, small sizes)
 REGISTRY_TINY = {
     "exact-gp": lambda: ExactGP(seed=0),
+    "warped-gp": lambda: ExactGP(input_warping=True, seed=0),
     **{f"exact-gp-{k}": (lambda k: lambda: ExactGP(kernel=k, seed=0))(k) for k in KERNELS},
     "sparse-gp": lambda: SparseGP(num_inducing=10, subset_size=20, seed=0),
     "deep-kernel-gp": lambda: DeepKernelGP(hidden=(16, 16), max_epochs=150, lr=0.03, seed=0),
@@ -176,6 +177,8 @@ def test_the_matrix_covers_the_whole_registry():
             assert tiny.task == full.task
         if isinstance(tiny, DeepKernelGP):
             assert tiny.variational == full.variational
+        if isinstance(tiny, ExactGP):
+            assert (tiny.input_warping, tiny.kernel) == (full.input_warping, full.kernel)
     assert set(EXPECTED_UNSUPPORTED) <= {(s, sp, c) for s in SURROGATES for sp in SPACES for c in CRITERIA}
 
 

@@ -23,6 +23,7 @@ __all__ = ["Surrogate", "ConditionedSurrogate", "BoTorchSurrogate", "ExactGP", "
 #: registry name -> factory(seed) for the CLI and ``ActiveLearner(surrogate="...")``
 MODELS: dict[str, Callable[..., Surrogate]] = {
     "exact-gp": lambda seed=0: ExactGP(seed=seed),
+    "warped-gp": lambda seed=0: ExactGP(input_warping=True, seed=seed),
     "sparse-gp": lambda seed=0: SparseGP(seed=seed),
     "deep-kernel-gp": lambda seed=0: DeepKernelGP(seed=seed),
     "deep-kernel-gp-variational": lambda seed=0: DeepKernelGP(variational=True, seed=seed),
