@@ -53,12 +53,12 @@ MUTANTS: dict[str, tuple[list[str], str, list[tuple[str, str, str, str]]]] = {
         "first free rows of the (randomly ordered) pool, i.e. a random design",
         [("bayesal.acquisition.variance", "_ReferenceScorer.scores",
           "gain = sq.clamp_min(0.0) /", "gain = 0.0 * sq.clamp_min(0.0) /")]),
-    "bald-score-constant": (
+    "batchbald-takes-first-free": (
         ["tests/test_deep_active_learning.py"],
-        "BALD's mutual information is 0 everywhere: the batch is the first free rows of the "
-        "(randomly ordered) pool, i.e. a random design",
-        [("bayesal.acquisition.bald", "mutual_information",
-          "return out.clamp_min_(0.0)", "return out.clamp_min_(0.0) * 0.0")]),
+        "greedy BatchBALD takes the first free row of the (randomly ordered) pool at every step, "
+        "i.e. a random design",
+        [("bayesal.acquisition.bald", "BatchBALD.select_from_samples",
+          "chosen.append(j)", "j = int(torch.nonzero(free)[0]); chosen.append(j)")]),
     "box-optimised-outside": (
         ["tests/test_select.py::test_continuous_selection_is_inside_the_box"],
         "the box optimiser searches a box 0.5 wider on every side (the final clamp still hides it)",

@@ -221,7 +221,7 @@ def test_a_worker_killed_mid_experiment_has_it_requeued_after_the_lease_and_fini
         assert query("SELECT state, worker FROM experiments WHERE id = ?", victim) == [("running", name)]
         processes.append(start("work", "--quiet"))  # a second worker, to share what is left
         campaign, helper = processes[1:]
-        assert campaign.wait(timeout=240) == 0, campaign.stderr.read()
+        assert campaign.wait(timeout=150) == 0, campaign.stderr.read()
         assert helper.wait(timeout=120) == 0, helper.stderr.read()
     finally:
         for p in processes:

@@ -22,7 +22,7 @@ from bayesal import ActiveLearner, make_problem
 
 from paired import assert_wins
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _campaign(problem_name, strategy, seed, budget, pool_size=None, initial=None, q=5, selector="auto"):

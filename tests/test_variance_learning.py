@@ -13,7 +13,7 @@ from bayesal import ActiveLearner, IntegratedVarianceReduction, make_problem
 
 from paired import assert_wins
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _final_rmse(problem_name, strategy, seed, budget, pool_size):
