@@ -221,6 +221,12 @@ def test_a_worker_killed_mid_experiment_has_it_requeued_after_the_lease_and_fini
         assert query("SELECT state, worker FROM experiments WHERE id = ?", victim) == [("running", name)]
         processes.append(start("work", "--quiet"))  # a second worker, to share what is left
         campaign, helper = processes[1:]
+        while time.time() < killed_at + 15 * lease and campaign.poll() is None:
+            if query("SELECT attempts FROM experiments WHERE id = ? AND attempts > 1", victim):
+                break
+            time.sleep(0.1)
+        assert query("SELECT attempts FROM experiments WHERE id = ?", victim) == [(2,)], \
+            f"not taken again within {15 * lease:g} s of the kill"
         assert campaign.wait(timeout=150) == 0, campaign.stderr.read()
         assert helper.wait(timeout=120) == 0, helper.stderr.read()
     finally:
