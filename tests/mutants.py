@@ -1,6 +1,6 @@
 """Mutation check for the tests that guard a statistical or failure-handling claim.
 
-    python tests/mutants.py                 # every mutant, after an unmutated run of each test
+    python tests/mutants.py                 # each guarded test unmutated, then under its mutant
     python tests/mutants.py --only NAME...  # some of them (names as listed by --list)
     python tests/mutants.py --no-baseline   # skip the unmutated runs
 
@@ -36,12 +36,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (the tests it must make fail, what is broken, [(module, qualname, old, new), ...])
 MUTANTS: dict[str, tuple[list[str], str, list[tuple[str, str, str, str]]]] = {
-    "variance-box-sign-swapped": (
-        ["tests/test_statistical.py::test_branin_box_variance_strategies_beat_random_on_rmse"],
-        "the box optimiser maximises minus the acquisition (it seeks the least informative points)",
-        [("bayesal.selection.continuous", "_BoTorchAcquisition.forward",
-          "return self.acquisition.batch_value(self.surrogate, X)",
-          "return -self.acquisition.batch_value(self.surrogate, X)")]),
+    "never-requeue-stale": (
+        ["tests/test_cli_campaign.py::"
+         "test_a_worker_killed_mid_experiment_has_it_requeued_after_the_lease_and_finished_elsewhere"],
+        "requeue_stale never finds a silent worker (its cutoff is minus infinity)",
+        [("bayesal.loop.store", "CampaignStore.requeue_stale",
+          "cutoff = time.time() - float(lease)", "cutoff = float('-inf')")]),
+    "box-optimised-outside": (
+        ["tests/test_select.py::test_continuous_selection_is_inside_the_box"],
+        "the box optimiser searches a box 0.5 wider on every side (the final clamp still hides it)",
+        [("bayesal.selection.continuous", "select_continuous",
+          "optimize_acqf(acqf, bounds=bounds,",
+          "optimize_acqf(acqf, bounds=torch.stack([bounds[0] - 0.5, bounds[1] + 0.5]),")]),
+    "retries-ignored": (
+        ["tests/test_campaign.py::test_an_oracle_failing_one_call_in_five_still_completes_the_budget"],
+        "the campaign ignores `retries`: every failed attempt is final",
+        [("bayesal.loop.campaign", "Campaign._collect",
+          "max_attempts=self.retries + 1", "max_attempts=1")]),
+    "design-sign-swapped": (
+        ["tests/test_design_sequential.py::test_continuous_sequential_design_stays_in_the_box"],
+        "optimize_design maps its unit-cube variables to lower - span * x (a sign swapped)",
+        [("bayesal.design.optimize", "optimize_design",
+          "final = (lo + span * x).detach()", "final = (lo - span * x).detach()")]),
+    "failures-requeued-forever": (
+        ["tests/test_dask.py::test_campaign_on_dask_completes_with_a_failing_oracle"],
+        "a failed attempt is always put back in the queue: no experiment is ever recorded as failed",
+        [("bayesal.loop.store", "CampaignStore.fail",
+          "CASE WHEN attempts < ? THEN", "CASE WHEN attempts < ? + 1000000 THEN")]),
     "joint-information-greedy-is-topk": (
         ["tests/test_statistical.py::test_greedy_joint_information_batches_beat_topk_max_variance"],
         "greedy conditioning skipped: each greedy step scores the candidates on the unconditioned "
@@ -53,39 +74,18 @@ MUTANTS: dict[str, tuple[list[str], str, list[tuple[str, str, str, str]]]] = {
         "first free rows of the (randomly ordered) pool, i.e. a random design",
         [("bayesal.acquisition.variance", "_ReferenceScorer.scores",
           "gain = sq.clamp_min(0.0) /", "gain = 0.0 * sq.clamp_min(0.0) /")]),
+    "variance-box-sign-swapped": (
+        ["tests/test_statistical.py::test_branin_box_variance_strategies_beat_random_on_rmse"],
+        "the box optimiser maximises minus the acquisition (it seeks the least informative points)",
+        [("bayesal.selection.continuous", "_BoTorchAcquisition.forward",
+          "return self.acquisition.batch_value(self.surrogate, X)",
+          "return -self.acquisition.batch_value(self.surrogate, X)")]),
     "batchbald-takes-first-free": (
         ["tests/test_deep_active_learning.py"],
         "greedy BatchBALD takes the first free row of the (randomly ordered) pool at every step, "
         "i.e. a random design",
         [("bayesal.acquisition.bald", "BatchBALD.select_from_samples",
           "chosen.append(j)", "j = int(torch.nonzero(free)[0]); chosen.append(j)")]),
-    "box-optimised-outside": (
-        ["tests/test_select.py::test_continuous_selection_is_inside_the_box"],
-        "the box optimiser searches a box 0.5 wider on every side (the final clamp still hides it)",
-        [("bayesal.selection.continuous", "select_continuous",
-          "optimize_acqf(acqf, bounds=bounds,",
-          "optimize_acqf(acqf, bounds=torch.stack([bounds[0] - 0.5, bounds[1] + 0.5]),")]),
-    "failures-requeued-forever": (
-        ["tests/test_dask.py::test_campaign_on_dask_completes_with_a_failing_oracle"],
-        "a failed attempt is always put back in the queue: no experiment is ever recorded as failed",
-        [("bayesal.loop.store", "CampaignStore.fail",
-          "CASE WHEN attempts < ? THEN", "CASE WHEN attempts < ? + 1000000 THEN")]),
-    "retries-ignored": (
-        ["tests/test_campaign.py::test_an_oracle_failing_one_call_in_five_still_completes_the_budget"],
-        "the campaign ignores `retries`: every failed attempt is final",
-        [("bayesal.loop.campaign", "Campaign._collect",
-          "max_attempts=self.retries + 1", "max_attempts=1")]),
-    "design-sign-swapped": (
-        ["tests/test_design_sequential.py::test_continuous_sequential_design_stays_in_the_box"],
-        "optimize_design maps its unit-cube variables to lower - span * x (a sign swapped)",
-        [("bayesal.design.optimize", "optimize_design",
-          "final = (lo + span * x).detach()", "final = (lo - span * x).detach()")]),
-    "never-requeue-stale": (
-        ["tests/test_cli_campaign.py::"
-         "test_a_worker_killed_mid_experiment_has_it_requeued_after_the_lease_and_finished_elsewhere"],
-        "requeue_stale never finds a silent worker (its cutoff is minus infinity)",
-        [("bayesal.loop.store", "CampaignStore.requeue_stale",
-          "cutoff = time.time() - float(lease)", "cutoff = float('-inf')")]),
 }
 
 
@@ -174,19 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="bayesal-mutants-") as site:
         Path(site, "sitecustomize.py").write_text(SITECUSTOMIZE.format(path=str(Path(__file__).resolve())))
-        if not args.no_baseline:
-            for name in names:
-                tests = MUTANTS[name][0]
+        for name in names:  # each test unmutated, then under its mutant: results come pair by pair
+            tests, what, _ = MUTANTS[name]
+            if not args.no_baseline:
                 outcome, seconds, tail = _pytest(tests, None, site, args.timeout)
                 ok &= outcome == "passed"
-                print(f"unmutated  {outcome:>8}  {seconds:6.1f} s  {' '.join(tests)}  ({tail})", flush=True)
-        for name in names:
-            tests, what, _ = MUTANTS[name]
+                print(f"{'unmutated':>10}  {seconds:6.1f} s  {outcome}: {' '.join(tests)}  ({tail})", flush=True)
             outcome, seconds, tail = _pytest(tests, name, site, args.timeout)
             verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
             ok &= verdict == "killed"
-            print(f"{verdict:>10}  {seconds:6.1f} s  {name}: {what}\n            {' '.join(tests)}  ({tail})",
-                  flush=True)
+            print(f"{verdict:>10}  {seconds:6.1f} s  {name}: {what}  ({tail})", flush=True)
     print("all mutants killed" if ok else "FAILED: a test failed unmutated or a mutant survived")
     return 0 if ok else 1
 
