@@ -67,7 +67,8 @@ MUTANTS: dict[str, tuple[list[str], str, list[tuple[str, str, str, str]]]] = {
         ["tests/test_statistical.py::test_greedy_joint_information_batches_beat_topk_max_variance"],
         "greedy conditioning skipped: each greedy step scores the candidates on the unconditioned "
         "variance, so the batch is the top-k of the marginal score",
-        []),  # filled in below, once the greedy engine's update line is known
+        [("bayesal.selection.greedy", "GreedyConditioning.condition",
+          "self.var = (self.var - v_new.pow(2)).clamp_min(0.0)", "self.var = self.var.clamp_min(0.0)")]),
     "ivr-gain-constant": (
         ["tests/test_variance_learning.py"],
         "integrated variance reduction scores every candidate 0: the greedy selector takes the "
@@ -122,6 +123,8 @@ def _mutate(module_name: str, qualname: str, old: str, new: str) -> None:
 
 def apply(name: str) -> None:
     """Apply the mutant ``name`` in this process."""
+    if not MUTANTS[name][2]:
+        raise RuntimeError(f"mutant {name} edits nothing")
     for edit in MUTANTS[name][2]:
         _mutate(*edit)
 
