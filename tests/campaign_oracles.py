@@ -47,3 +47,12 @@ def dies_once(X):
 def with_cost(X):
     """Forrester reporting its own cost: 10 per unit of x."""
     return {"y": forrester(X), "cost": 10.0 * float(X[0, 0])}
+
+
+def hangs_where_told(X):
+    """Forrester after a 0.5 s pause, except in a process started with BAYESAL_TEST_HANG set,
+    where the call hangs (for an hour) until the process is killed."""
+    if os.environ.get("BAYESAL_TEST_HANG"):
+        time.sleep(3600.0)
+    time.sleep(0.5)
+    return forrester(X)

@@ -176,6 +176,80 @@ def test_a_worker_process_shares_the_queue_with_the_campaign_process(tmp_path):
     assert re.search(r"this worker completed [1-9]\d* experiment", log), log
 
 
+@pytest.mark.slow
+def test_a_worker_killed_mid_experiment_has_it_requeued_after_the_lease_and_finished_elsewhere(tmp_path):
+    """A real `bayesal work` process, SIGKILLed while its oracle call runs, stops beating; once its
+    heartbeat is older than the campaign's --lease (4 s here) the campaign process requeues the
+    experiment, another process completes it, and no label is lost or changed."""
+    import torch
+
+    from bayesal import Campaign, CampaignStore
+    from bayesal.problems.analytic import forrester
+
+    tests, lease = Path(__file__).resolve().parent, 4.0
+    path = tmp_path / "shared.db"
+    Campaign.create(path, problem="forrester", strategy="max-variance", budget=6, q=2, initial=3,
+                    oracle="campaign_oracles:hangs_where_told").close()
+
+    def start(*args, hang=False):
+        extra = {"BAYESAL_TEST_HANG": "1"} if hang else {}
+        return subprocess.Popen([sys.executable, "-m", "bayesal", *args, "--store", str(path), "--lease", str(lease)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**env(tests), **extra})
+
+    def query(sql, *params):
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    doomed = start("work", "--verbose", hang=True)  # its oracle call never returns
+    processes = [doomed]
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and doomed.poll() is None and not query("SELECT name FROM workers"):
+            time.sleep(0.02)  # until its first heartbeat shows it is up
+        processes.append(start("resume", "--quiet"))
+        held = []
+        while time.monotonic() < deadline and doomed.poll() is None and not held:
+            held = query("SELECT id, worker FROM experiments WHERE state = 'running' AND worker LIKE 'worker-%'")
+            time.sleep(0.02)
+        assert held, "the worker never claimed an experiment"
+        (victim, name), = held
+        doomed.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        assert doomed.wait(timeout=30) == -signal.SIGKILL
+        # silent for less than the lease: still its experiment
+        assert query("SELECT state, worker FROM experiments WHERE id = ?", victim) == [("running", name)]
+        processes.append(start("work", "--quiet"))  # a second worker, to share what is left
+        campaign, helper = processes[1:]
+        while time.time() < killed_at + 15 * lease and campaign.poll() is None:
+            if query("SELECT attempts FROM experiments WHERE id = ? AND attempts > 1", victim):
+                break
+            time.sleep(0.1)
+        assert query("SELECT attempts FROM experiments WHERE id = ?", victim) == [(2,)], \
+            f"not taken again within {15 * lease:g} s of the kill"
+        assert campaign.wait(timeout=150) == 0, campaign.stderr.read()
+        assert helper.wait(timeout=120) == 0, helper.stderr.read()
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+    with CampaignStore.open(path) as store:
+        exps = store.experiments()
+        claims = [c for c in store.claims() if c[0] == victim]
+    assert [e.state for e in exps] == ["done"] * 6
+    for e in exps:  # every label is the oracle's, none lost, none duplicated
+        assert e.y == pytest.approx(forrester(torch.tensor([e.x], dtype=torch.float64)).reshape(-1).tolist())
+    (requeued,) = [e for e in exps if e.id == victim]
+    assert requeued.attempts == 2 and requeued.worker != name and "stopped answering" in requeued.error
+    assert [(a, w == name) for _, a, w in claims] == [(1, True), (2, False)]
+    assert all(e.attempts == 1 for e in exps if e.id != victim)
+    (retaken,) = query("SELECT time FROM claims WHERE experiment = ? AND attempt = 2", victim)
+    # not requeued before the lease could lapse: the last beat was at most lease/4 before the kill
+    assert retaken[0] - killed_at > 0.5 * lease
+
+
 @pytest.fixture(scope="module")
 def finished_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("campaign") / "run.db"

@@ -1,48 +1,35 @@
-"""Integrated variance reduction against Random and MaxVariance top-k, 5 seeds, batches of 5.
+"""Integrated variance reduction (IVR) against Random, judged by a paired one-sided sign test
+over seeds (tests/paired.py): an acquisition no better than Random would pass with the
+probability stated in the test's docstring, below 5 %.
 
-Measured when written (final RMSE, mean of 5 seeds, budget 100):
-Hartmann-6 on a 2,000-point pool: IVR 0.213, Random 0.235, MaxVariance top-k 0.37 (at 60);
-UCI concrete: IVR 6.90, Random 7.53, MaxVariance 7.89; UCI airfoil: IVR 3.36, Random 3.82,
-MaxVariance 4.21.
+The real-data comparisons (UCI concrete and airfoil, Hartmann-6, 100 labels) are in
+benchmarks/learning_curves.py with paired log-RMSE ratios over many seeds: their effect (about
+10 % in RMSE) needs more paired seeds than a test can afford (about 12 s per run).
 """
 
-import numpy as np
 import pytest
 
 from bayesal import ActiveLearner, IntegratedVarianceReduction, make_problem
-from bayesal.problems.data import uci_available
 
-pytestmark = pytest.mark.slow
-SEEDS = range(5)
+from paired import assert_wins
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-def _final_rmse(problem_name, strategy, selector, seed, budget, pool_size=None, **kwargs):
-    problem = make_problem(problem_name, seed=seed, **kwargs)
-    space = problem.space.to_pool(pool_size, seed=seed) if pool_size else problem.space
+def _final_rmse(problem_name, strategy, seed, budget, pool_size):
+    problem = make_problem(problem_name, seed=seed)
+    space = problem.space.to_pool(pool_size, seed=seed)
     acquisition = IntegratedVarianceReduction(seed=seed) if strategy == "ivr" else strategy
-    learner = ActiveLearner(space, acquisition=acquisition, selector=selector, seed=seed, test_set=problem.test_set())
+    learner = ActiveLearner(space, acquisition=acquisition, seed=seed, test_set=problem.test_set())
     return learner.run(problem, budget=budget, q=5, initial=10, progress=False)[-1]["rmse"]
 
 
-def _compare(problem_name, budget, pool_size=None):
-    runs = {name: [_final_rmse(problem_name, name, selector, s, budget, pool_size) for s in SEEDS]
-            for name, selector in (("ivr", "auto"), ("random", "auto"), ("max-variance", "topk"))}
-    return {k: np.array(v) for k, v in runs.items()}
-
-
-def _assert_ivr_wins(runs):
-    ivr, random, maxvar = runs["ivr"], runs["random"], runs["max-variance"]
-    assert ivr.mean() < random.mean(), runs
-    assert ivr.mean() < maxvar.mean(), runs
-    assert (ivr < random).sum() >= 3, runs
-
-
-def test_hartmann6_integrated_variance_beats_random_and_max_variance():
-    _assert_ivr_wins(_compare("hartmann6", budget=100, pool_size=2000))
-
-
-@pytest.mark.parametrize("name", ["concrete", "airfoil"])
-def test_uci_integrated_variance_beats_random_and_max_variance(name):
-    if not uci_available(name):
-        pytest.skip("UCI data not found (../shared/data/uci)")
-    _assert_ivr_wins(_compare(f"uci-{name}", budget=100))
+def test_branin_pool_integrated_variance_beats_random():
+    """Greedy IVR batches (q = 5) against Random on a 500-point Branin pool, 30 labels: lower
+    final RMSE on at least 10 of 12 paired seeds; false-pass rate for an acquisition no better
+    than Random 79/4096 = 1.9 %. Measured when written: 12 of 12 (mean RMSE 4.8 against 11.8).
+    About 20 s."""
+    seeds = range(12)
+    ivr = [_final_rmse("branin", "ivr", s, 30, 500) for s in seeds]
+    random = [_final_rmse("branin", "random", s, 30, 500) for s in seeds]
+    assert_wins(ivr, random, 10, "IVR vs Random on a Branin pool")
