@@ -32,7 +32,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say, set_threads  # noqa: E402
 
 N_PARTICIPANTS = 100
 PRIOR_SD = (10.0, 2.5)
@@ -127,13 +127,10 @@ def run_child(which: str, case: str, cfg: dict, device: str) -> None:
 
 def main():
     p = parser(__doc__)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads for both sides (default: torch's default)")
     p.add_argument("--peer-chunk", type=int, default=17,
                    help="designs per call of pyro's nmc_eig (0: all 101 in one call, ~16 GB at full size)")
     args = p.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     cfg = sizes(args.quick)
     cfg["peer_chunk"] = args.peer_chunk
     if args.child:

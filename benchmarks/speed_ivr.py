@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say, set_threads  # noqa: E402
 
 N_TRAIN, DIM, M_REF, Q = 200, 4, 512, 10
 

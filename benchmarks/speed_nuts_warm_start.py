@@ -24,7 +24,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import emit, parser, say  # noqa: E402
+from _harness import emit, parser, say, set_threads  # noqa: E402
 
 
 def run(warm: bool, sizes: list[int], seed: int = 0) -> list[dict]:
@@ -54,10 +54,9 @@ def main():
     import subprocess
 
     p = parser(__doc__)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-n", type=int, default=60)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sizes = list(range(20, (30 if args.quick else args.max_n) + 1, 10))
     if args.child is not None:  # one mode in a fresh process: no JIT cache shared between the modes
         print(json.dumps(run(args.child == "warm", sizes)))
