@@ -20,8 +20,38 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--reps", type=int, default=3, help="timed repetitions after one warm-up")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for both sides: torch intra-op and the BLAS / OpenMP pools of NumPy (default 1)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: measure memory of one run
     return p
+
+
+def set_threads(n: int) -> int:
+    """Hold torch and every native thread pool NumPy or SciPy loaded (BLAS, OpenMP) to ``n``
+    threads, so that ours and the peer run on the same number; returns torch's thread count."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        import numpy  # noqa: F401 - load its BLAS before the limit is set
+
+        global _LIMITS
+        _LIMITS = threadpool_limits(limits=n)
+    return torch.get_num_threads()
+
+
+_LIMITS = None
+
+
+def _sync() -> None:
+    """Wait for queued CUDA work (a no-op unless CUDA is in use): timings include the kernels."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def alternate_timings(ours: Callable[[], object], peer: Callable[[], object] | None, reps: int):
@@ -31,12 +61,15 @@ def alternate_timings(ours: Callable[[], object], peer: Callable[[], object] | N
         peer()
     t_ours, t_peer = [], []
     for _ in range(reps):
+        _sync()
         start = time.perf_counter()
         ours()
+        _sync()
         t_ours.append(time.perf_counter() - start)
         if peer is not None:
             start = time.perf_counter()
             peer()
+            _sync()
             t_peer.append(time.perf_counter() - start)
     return statistics.median(t_ours), (statistics.median(t_peer) if t_peer else None)
 

@@ -19,6 +19,12 @@ fixed Sobol test set. The summary ``cost_to_match_single_fidelity`` is the fract
 single-fidelity AL's final cost at which multi-fidelity AL first reaches single-fidelity AL's
 final RMSE, both curves being the geometric mean over seeds of the RMSE after a given cost has
 been spent (a step function of cost); the median of the per-seed fractions is reported too.
+
+Two cost models, side by side (BENCHMARKS.md): ``nominal`` (the problem's costs, from the grid
+sizes; the budget is spent in these units) and ``measured`` (each evaluation charged the measured
+wall seconds per evaluation of its level, ``problem.measure_seconds(16)``, in units of one
+highest-fidelity evaluation's measured time). Single-fidelity campaigns cost the same under both;
+the MF curve is re-costed from the per-level label counts of every step.
 Human-readable progress goes to stderr; the JSON summary to stdout (and to ``--json``).
 """
 
@@ -56,7 +62,31 @@ def run_mf(problem, budget: float, seed: int, n_candidates: int, initial, q: int
                                    seed=seed, test_set=problem.test_set())
     # each step spends at most one highest-fidelity evaluation (the batch may mix levels)
     records = learner.run(problem, cost_budget=budget, q=q, initial=initial, step_cost=1.0, progress=False)
-    return [(r["cumulative_cost"], r["rmse"]) for r in records], learner.counts()
+    return [(r["cumulative_cost"], r["rmse"], list(r["counts"])) for r in records], learner.counts()
+
+
+def recost(curve, unit_costs):
+    """A multi-fidelity curve ``(cost, rmse, counts)`` re-costed with other per-level unit costs."""
+    return [(float(np.dot(counts, unit_costs)), rmse) for _, rmse, counts in curve]
+
+
+def match_summary(mf_curves, sf_curves, budget):
+    """cost_to_match_single_fidelity and its per-seed values for one cost model."""
+    curves = {"mf-al": mf_curves, "sf-al": sf_curves}
+    grid = sorted({round(c, 6) for m in curves for cv in curves[m] for c, _ in cv})
+    mean_curves = {m: geometric_mean_curve(curves[m], grid) for m in curves}
+    sf_final_cost = max(c for cv in sf_curves for c, _ in cv)
+    sf_final = float(rmse_at(list(zip(grid, mean_curves["sf-al"])), sf_final_cost))
+    hit = first_cost_below(list(zip(grid, mean_curves["mf-al"])), sf_final)
+    per_seed = []
+    for mf_c, sf_c in zip(mf_curves, sf_curves):
+        h = first_cost_below(mf_c, sf_c[-1][1])
+        per_seed.append(None if h is None else h / sf_c[-1][0])
+    return {"cost_to_match_single_fidelity": None if hit is None else hit / sf_final_cost,
+            "per_seed": per_seed,
+            "per_seed_median": float(np.median([v if v is not None else math.inf for v in per_seed]))
+            if per_seed else None,
+            "mf_final_cost": float(np.mean([cv[-1][0] for cv in mf_curves])), "sf_final_rmse": sf_final}
 
 
 def run_sf(problem, budget: float, seed: int, n_candidates: int, strategy: str, n_reference: int):
@@ -118,18 +148,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small budgets: heat and Poisson, 5 seeds, a few minutes")
     p.add_argument("--problems", default=None, help="comma-separated names (default heat-mf,poisson-mf)")
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=None, help="seeds (default 5; with --quick it may be fewer)")
     p.add_argument("--budget", type=float, default=None, help="cost budget in highest-fidelity evaluations")
     p.add_argument("--json", default=None)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    args.seeds_given = args.seeds is not None
+    args.seeds = 5 if args.seeds is None else args.seeds
     torch.set_num_threads(args.threads)
     problems = (args.problems or "heat-mf,poisson-mf").split(",")
     budget = args.budget or (20.0 if args.quick else 40.0)
     n_candidates = 256 if args.quick else 1024
     n_reference = 256 if args.quick else 1024
     q = 16
-    seeds = list(range(max(5, args.seeds) if not args.quick else 5))
+    seeds = list(range(max(5, args.seeds) if not args.quick else (args.seeds if args.seeds_given else 5)))
     results = {"budget": budget, "seeds": len(seeds), "n_candidates": n_candidates, "n_reference": n_reference,
                "problems": {}}
     for name in problems:
@@ -150,7 +182,8 @@ def main() -> None:
             t2 = time.perf_counter()
             rnd = run_sf(problem, budget, seed, n_candidates, "random", n_reference)
             t3 = time.perf_counter()
-            entry["curves"]["mf-al"].append(mf)
+            entry["curves"]["mf-al"].append([(c, r) for c, r, _ in mf])
+            entry.setdefault("mf_curves_with_counts", []).append(mf)
             entry["curves"]["sf-al"].append(sf)
             entry["curves"]["random"].append(rnd)
             entry["mf_counts"].append(counts)
@@ -180,9 +213,24 @@ def main() -> None:
         say(f"{name}: sf final RMSE {sf_final:.3e} at cost {sf_final_cost:g}; mf reaches it at "
             f"{'never' if hit is None else f'{hit:.2f}'} -> cost_to_match_single_fidelity = "
             f"{entry['cost_to_match_single_fidelity']} (per-seed median {entry['cost_to_match_single_fidelity_median']})")
+        measured = entry["measured_seconds_per_eval"]
+        unit = [t / measured[-1] for t in measured]
+        entry["measured_unit_costs"] = unit
+        entry["cost_models"] = {
+            "nominal": match_summary(entry["curves"]["mf-al"], entry["curves"]["sf-al"], budget),
+            "measured": match_summary([recost(cv, unit) for cv in entry["mf_curves_with_counts"]],
+                                      entry["curves"]["sf-al"], budget)}
+        for model_name, cm in entry["cost_models"].items():
+            say(f"{name}: cost_to_match_single_fidelity, {model_name} costs "
+                f"({' / '.join(f'{c:.3g}' for c in (entry['costs'] if model_name == 'nominal' else unit))}): "
+                f"{cm['cost_to_match_single_fidelity']} (per seed {cm['per_seed']}; MF spent {cm['mf_final_cost']:.2f})")
         results["problems"][name] = entry
     summary = {n: {"cost_to_match_single_fidelity": e["cost_to_match_single_fidelity"],
                    "per_seed_median": e["cost_to_match_single_fidelity_median"],
+                   "cost_to_match_single_fidelity_measured": e["cost_models"]["measured"]["cost_to_match_single_fidelity"],
+                   "per_seed_measured": e["cost_models"]["measured"]["per_seed"],
+                   "nominal_unit_costs": e["costs"], "measured_unit_costs": e["measured_unit_costs"],
+                   "measured_seconds_per_eval": e["measured_seconds_per_eval"],
                    "final_rmse": e["final_rmse"], "met_target_0.6": e["met_target_0.6"]}
                for n, e in results["problems"].items()}
     results["summary"] = summary

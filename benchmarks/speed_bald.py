@@ -4,13 +4,17 @@ Cases (all inputs seeded; softmax of Gaussian logits):
 
 * ``bald``: BALD scores, N = 100,000, K = 20, C = 10, float32. Ours:
   ``bayesal.acquisition.mutual_information`` on ``[K, N, C]``; peer: baal's ``BALD().compute_score``
-  on the same numbers laid out as baal wants them, ``[N, C, K]``. Target: 5× faster, peak memory
-  at most twice the input array.
+  on the same numbers laid out as baal wants them, ``[N, C, K]``, both float32 and single-threaded
+  (torch held to ``--threads``, NumPy's BLAS/OpenMP pools too through threadpoolctl; baal's
+  element-wise NumPy code runs on one thread anyway). Second row: batchbald_redux's
+  ``get_bald_batch`` (its BALD top-k on log-probabilities ``[N, K, C]``, float32) against our
+  scores plus ``topk``. Target: 5× faster than baal, peak memory at most twice the input array.
 * ``batchbald``: a batch of b = 10 from N = 5,000, K = 20, C = 10, float32. Ours:
   ``BatchBALD().select_from_samples`` (exact joint entropies while they are small, then 500 sampled
   configurations); peers: baal's ``BatchBALD`` (``num_draw`` 50 by default here, 500 = baal's own
   default with ``--baal-num-draw 500``: about 500 s and 12 GB) and batchbald_redux's
-  ``get_batchbald_batch`` (500 samples, float64 as its README uses). Target: under 2 s, under 1 GB.
+  ``get_batchbald_batch`` (500 samples, float32 like ours: ``dtype=None`` keeps the input's dtype;
+  its README passes float64, which is the ``exact`` case's dtype). Target: under 2 s, under 1 GB.
 * ``batchbald_exact``: b = 3 from N = 5,000 in float64, where both we and batchbald_redux
   enumerate every label configuration: the joint information after each step must agree to 1e-5.
 * ``bald_stream``: BALD top-10 over a pool of 1,000,000 points scored by an MC-dropout network
@@ -32,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say, set_threads  # noqa: E402
 
 K, C, B = 20, 10, 10
 NOTE_PEAK = "peak = VmHWM of a fresh subprocess, reset after building the inputs, minus its RSS then"
@@ -71,9 +75,47 @@ def baal_batchbald(p_nck, num_draw):
 
 
 def redux_batchbald(log_p_nkc, b=B, num_samples=500):
+    """batchbald_redux in the dtype of its input (float32 here, float64 in the exact case)."""
     from batchbald_redux.batchbald import get_batchbald_batch
 
-    return get_batchbald_batch(log_p_nkc, b, num_samples, dtype=torch.double)
+    return get_batchbald_batch(log_p_nkc, b, num_samples, dtype=log_p_nkc.dtype, device=log_p_nkc.device)
+
+
+class toma_gc:
+    """batchbald_redux chunks its loops with toma, which calls ``gc.collect()`` (and empties the
+    CUDA cache) before and after every 1,024-row chunk: in a process with a large Python heap that
+    is most of its time. ``toma_gc(False)`` patches it out, leaving the peer's computation alone."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        import toma
+
+        self.saved = toma.gc_cuda
+        if not self.enabled:
+            toma.gc_cuda = lambda: None
+        return self
+
+    def __exit__(self, *exc):
+        import toma
+
+        toma.gc_cuda = self.saved
+        return False
+
+
+REDUX_GC = {True: "as shipped: toma's gc.collect() around every 1,024-row chunk",
+            False: "toma's per-chunk gc.collect() patched out (the peer's computation alone)"}
+
+
+def redux_bald(log_p_nkc, b=B):
+    from batchbald_redux.batchbald import get_bald_batch
+
+    return get_bald_batch(log_p_nkc, b)
+
+
+def ours_bald_topk(p, b=B):
+    return ours_bald(p).topk(b)
 
 
 def stream_setup(n: int, device: str):
@@ -152,10 +194,17 @@ def _run_child(which, p, p_nck, log_p, small):
         baal_batchbald(p_nck, int(which.split("_")[-1]))
     elif which == "redux_batchbald":
         redux_batchbald(log_p)
+    elif which == "redux_bald":
+        redux_bald(log_p)
     elif which == "ours_batchbald_exact":
         ours_batchbald(p, 3, exact=True)
     elif which == "redux_batchbald_exact":
         redux_batchbald(log_p, 3, 10**6)
+
+
+def _with_gc(gc_on: bool, fn):
+    with toma_gc(gc_on):
+        return fn()
 
 
 def _r(x, nd=4):
@@ -164,13 +213,12 @@ def _r(x, nd=4):
 
 def main():
     p = parser(__doc__)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.add_argument("--cases", default="bald,batchbald,exact,stream",
                    help="comma-separated subset of the cases: bald, batchbald, exact, stream")
     p.add_argument("--baal-num-draw", type=int, default=50,
                    help="num_draw of baal's BatchBALD (its default, 500, takes about 500 s and 12 GB)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.child:
         which, case = args.child.split(":")
         child(which, case, args)
@@ -178,20 +226,35 @@ def main():
     extra = ["--device", args.device, "--threads", str(args.threads)]
     baal = _have("baal")
     redux = _have("batchbald_redux")
+    if baal:
+        import importlib
+
+        importlib.import_module("baal.active.heuristics")  # loads SciPy's / scikit-learn's native pools
+    set_threads(args.threads)  # again: hold the pools the peers' imports loaded too
     import warnings
 
     warnings.filterwarnings("ignore")
 
     cases = set(args.cases.split(","))
     if "bald" in cases:
-        bald_case(args, extra, baal)
+        bald_case(args, extra, baal, redux)
     if cases & {"batchbald", "exact"}:
         batchbald_cases(args, extra, baal, redux, cases)
     if "stream" in cases:
         stream_case(args, extra)
 
 
-def bald_case(args, extra, baal):
+def _thread_note(threads: int) -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+    except ImportError:
+        pools = ["threadpoolctl not installed: NumPy pools not held"]
+    return f"torch threads={torch.get_num_threads()}, native pools: {', '.join(pools)}"
+
+
+def bald_case(args, extra, baal, redux):
     n = 20_000 if args.quick else 100_000
     probs = probs_of(n, device=args.device)
     p_nck = probs.permute(1, 2, 0).contiguous().cpu().numpy()
@@ -203,12 +266,35 @@ def bald_case(args, extra, baal):
     m_ours = child_peak_mb(__file__, str(n), "ours_bald", extra)
     m_peer = child_peak_mb(__file__, str(n), "baal_bald", extra) if baal else None
     input_mb = probs.numel() * probs.element_size() / 2**20
-    emit({"bench": "bald", "case": f"N={n},K={K},C={C},float32,{args.device}", "ours_s": _r(t_ours),
-          "ours_peak_mb": _r(m_ours, 1), "peer": baal, "peer_s": _r(t_peer), "peer_peak_mb": _r(m_peer, 1),
-          "ratio": None if t_peer is None else round(t_peer / t_ours, 2), "agree": agree,
-          "note": f"agree = max abs difference < 1e-5; input array {input_mb:.0f} MB; {NOTE_PEAK}; "
-                  f"threads={args.threads}"})
+    threads = _thread_note(args.threads)
+    emit({"bench": "bald", "case": f"N={n},K={K},C={C},float32,{args.device},threads={args.threads}",
+          "ours_s": _r(t_ours), "ours_peak_mb": _r(m_ours, 1), "peer": baal, "peer_s": _r(t_peer),
+          "peer_peak_mb": _r(m_peer, 1), "ratio": None if t_peer is None else round(t_peer / t_ours, 2),
+          "agree": agree,
+          "note": f"agree = max abs difference < 1e-5; both float32; input array {input_mb:.0f} MB; {NOTE_PEAK}; "
+                  f"{threads}"})
     say(f"BALD N={n}: ours {t_ours:.4f}s ({m_ours} MB), baal {t_peer}s ({m_peer} MB), input {input_mb:.0f} MB")
+    if not redux:
+        return
+    log_p = probs.permute(1, 0, 2).log().contiguous()
+    top_ours = ours_bald_topk(probs).indices.tolist()
+    m_ours = child_peak_mb(__file__, str(n), "ours_bald", extra)
+    m_peer = child_peak_mb(__file__, str(n), "redux_bald", extra)
+    for gc_on in (False, True):
+        with toma_gc(gc_on):
+            top_redux = list(redux_bald(log_p).indices)
+            t_ours, t_peer = alternate_timings(lambda: ours_bald_topk(probs), lambda: redux_bald(log_p),
+                                               max(args.reps, 5))
+        emit({"bench": "bald_topk",
+              "case": f"N={n},K={K},C={C},b={B},float32,{args.device},threads={args.threads},toma_gc={gc_on}",
+              "ours_s": _r(t_ours), "ours_peak_mb": _r(m_ours, 1), "peer": f"{redux} get_bald_batch, {REDUX_GC[gc_on]}",
+              "peer_s": _r(t_peer), "peer_peak_mb": _r(m_peer, 1), "ratio": round(t_peer / t_ours, 2),
+              "agree": top_ours == top_redux,
+              "note": f"agree = same top-{B} indices in the same order; ours = mutual_information(probs [K, N, C])"
+                      f".topk, peer on log-probabilities [N, K, C] (each side's own input layout); both float32; "
+                      f"{NOTE_PEAK}; {threads}"})
+        say(f"BALD top-{B} N={n}: ours {t_ours:.4f}s, batchbald_redux ({REDUX_GC[gc_on]}) {t_peer:.4f}s, "
+            f"same indices {top_ours == top_redux}")
 
 
 def batchbald_cases(args, extra, baal, redux, cases):
@@ -223,8 +309,10 @@ def batchbald_cases(args, extra, baal, redux, cases):
         peers.append((f"{baal} BatchBALD num_draw={draw}" + ("" if draw == 500 else " (its default is 500)"),
                       lambda: baal_batchbald(p_nck, draw), f"baal_batchbald_{draw}"))
     if redux:
-        peers.append((f"{redux} get_batchbald_batch num_samples=500 float64", lambda: redux_batchbald(log_p),
-                      "redux_batchbald"))
+        for gc_on in (False, True):
+            peers.append((f"{redux} get_batchbald_batch num_samples=500 float32, {REDUX_GC[gc_on]}",
+                          lambda gc_on=gc_on: _with_gc(gc_on, lambda: redux_batchbald(log_p)),
+                          "redux_batchbald" if not gc_on else None))
     if not peers:
         peers.append((None, None, None))
     if "batchbald" not in cases:
@@ -238,13 +326,14 @@ def batchbald_cases(args, extra, baal, redux, cases):
             theirs = list(other.indices) if hasattr(other, "indices") else [int(i) for i in other]
             common = len(set(theirs) & set(ours_idx.tolist()))
         m_peer = child_peak_mb(__file__, str(n), key, extra) if key else None
-        emit({"bench": "batchbald", "case": f"N={n},K={K},C={C},b={B},float32,{args.device}", "ours_s": _r(t_ours),
+        emit({"bench": "batchbald", "case": f"N={n},K={K},C={C},b={B},float32,{args.device},threads={args.threads}",
+              "ours_s": _r(t_ours),
               "ours_peak_mb": _r(m_ours, 1), "peer": name, "peer_s": _r(t_peer), "peer_peak_mb": _r(m_peer, 1),
               "ratio": None if t_peer is None else round(t_peer / t_ours, 2), "agree": None,
               "note": ("both sample label configurations beyond a few points, so batches may differ: "
                        f"{common}/{B} indices in common; " if other is not None else "")
-                      + f"ours: exact while C^|A|*C <= 5000, then 500 sampled configurations; {NOTE_PEAK}; "
-                        f"threads={args.threads}"})
+                      + f"ours: exact while C^|A|*C <= 5000, then 500 sampled configurations; both float32; "
+                        f"{NOTE_PEAK}; {_thread_note(args.threads)}"})
         say(f"BatchBALD N={n}: ours {t_ours:.3f}s ({m_ours} MB), {name}: {t_peer}s ({m_peer} MB)")
 
     if redux and "exact" in cases:
@@ -254,15 +343,16 @@ def batchbald_cases(args, extra, baal, redux, cases):
         theirs = redux_batchbald(log64, 3, 10**6)
         diff = float((gain3.cumsum(0) - torch.tensor(theirs.scores, dtype=torch.float64)).abs().max())
         same = idx3.tolist() == list(theirs.indices)
-        t_ours, t_peer = alternate_timings(lambda: ours_batchbald(p64, 3, exact=True),
-                                           lambda: redux_batchbald(log64, 3, 10**6), args.reps)
-        emit({"bench": "batchbald_exact", "case": f"N={n},K={K},C={C},b=3,float64,{args.device}",
+        with toma_gc(False):
+            t_ours, t_peer = alternate_timings(lambda: ours_batchbald(p64, 3, exact=True),
+                                               lambda: redux_batchbald(log64, 3, 10**6), args.reps)
+        emit({"bench": "batchbald_exact", "case": f"N={n},K={K},C={C},b=3,float64,{args.device},threads={args.threads}",
               "ours_s": _r(t_ours), "ours_peak_mb": _r(child_peak_mb(__file__, str(n), "ours_batchbald_exact", extra), 1),
-              "peer": f"{redux} get_batchbald_batch (exact)", "peer_s": _r(t_peer),
+              "peer": f"{redux} get_batchbald_batch (exact), {REDUX_GC[False]}", "peer_s": _r(t_peer),
               "peer_peak_mb": _r(child_peak_mb(__file__, str(n), "redux_batchbald_exact", extra), 1),
               "ratio": round(t_peer / t_ours, 2), "agree": bool(same and diff < 1e-5),
               "note": f"agree = same indices and joint information I(y_1:t; θ) within 1e-5 at every step "
-                      f"(max difference {diff:.1e}); {NOTE_PEAK}"})
+                      f"(max difference {diff:.1e}); both float64; {NOTE_PEAK}; {_thread_note(args.threads)}"})
         say(f"BatchBALD exact b=3: same indices {same}, max joint-information difference {diff:.2e}")
 
 

@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say, set_threads  # noqa: E402
 
 N_TRAIN, DIM, M_REF, Q = 200, 4, 512, 10
 
@@ -57,6 +57,7 @@ def peer(gp, R, pool):
 
 def main():
     args = parser(__doc__).parse_args()
+    set_threads(args.threads)
     if args.child:
         which, case = args.child.split(":")
         gp, R, pool = setup(int(case), args.device)
@@ -81,7 +82,7 @@ def main():
             t_ours, t_peer = alternate_timings(lambda: ours(gp, R, pool), None, reps)
             agree = None
             note += "; peer not run (a fantasy model per candidate: about half an hour at N=20,000)"
-        extra = ["--device", args.device]
+        extra = ["--device", args.device, "--threads", str(args.threads)]
         m_ours = child_peak_mb(__file__, str(n), "ours", extra)
         m_peer = child_peak_mb(__file__, str(n), "peer", extra) if with_peer else None
         emit({"bench": "ivr_greedy_batch", "case": f"n={N_TRAIN},d={DIM},M={M_REF},N={n},q={Q},float64,{args.device}",

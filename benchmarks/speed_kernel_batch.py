@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say  # noqa: E402
+from _harness import alternate_timings, child_peak_mb, emit, parser, reset_peak, rss_mb, say, set_threads  # noqa: E402
 
 F, Q, N_TRAIN, SIGMA = 512, 256, 256, 0.1
 METHODS = {"lcmd-tp": ("lcmd", "lcmd", True, []), "bait-f-p": ("bait", "bait-f", False, [("train", [SIGMA, None])])}
@@ -177,10 +177,9 @@ def run_child(args):
 
 def main():
     p = parser(__doc__)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cases", default="select,grad,stream")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.child:
         run_child(args)
         return

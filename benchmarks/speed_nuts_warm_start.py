@@ -11,7 +11,8 @@ the largest r_hat and the smallest bulk ESS, so the time saved is shown with wha
 convergence. No peer: BoTorch's ``fit_fully_bayesian_model_nuts`` always starts cold, as the
 ``cold`` rows do.
 
-Run: ``python benchmarks/speed_nuts_warm_start.py [--quick] [--threads 1]``.
+``--device`` places the data and the fitted GP's tensors; the sampler itself runs on JAX's default
+backend. Run: ``python benchmarks/speed_nuts_warm_start.py [--quick] [--threads 1] [--device cpu|cuda]``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import emit, parser, say  # noqa: E402
+from _harness import emit, parser, say, set_threads  # noqa: E402
 
 
-def run(warm: bool, sizes: list[int], seed: int = 0) -> list[dict]:
+def run(warm: bool, sizes: list[int], seed: int = 0, device: str = "cpu") -> list[dict]:
     from bayesal import FullyBayesianGP
     from bayesal.models.bayesian import ConvergenceWarning
     from bayesal.problems import make_problem
@@ -35,6 +36,7 @@ def run(warm: bool, sizes: list[int], seed: int = 0) -> list[dict]:
     problem = make_problem("hartmann6")
     X = problem.space.sample(max(sizes), seed=seed, method="uniform")
     y = problem.evaluate(X).reshape(-1)
+    X, y = X.to(device), y.to(device)
     gp = FullyBayesianGP(warm_start=warm, seed=seed)
     rows = []
     for n in sizes:
@@ -54,18 +56,17 @@ def main():
     import subprocess
 
     p = parser(__doc__)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-n", type=int, default=60)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sizes = list(range(20, (30 if args.quick else args.max_n) + 1, 10))
     if args.child is not None:  # one mode in a fresh process: no JIT cache shared between the modes
-        print(json.dumps(run(args.child == "warm", sizes)))
+        print(json.dumps(run(args.child == "warm", sizes, device=args.device)))
         return
     totals = {}
     for label in ("cold", "warm"):
         cmd = [sys.executable, os.path.abspath(__file__), "--child", label, "--threads", str(args.threads),
-               "--max-n", str(args.max_n)] + (["--quick"] if args.quick else [])
+               "--max-n", str(args.max_n), "--device", args.device] + (["--quick"] if args.quick else [])
         rows = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         totals[label] = sum(r["seconds"] for r in rows[1:])  # the first fit is cold either way
         for r in rows:
