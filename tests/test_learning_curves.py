@@ -120,6 +120,23 @@ def test_head_to_head_of_diversity_against_variance():
     assert "0 wins, 0 ties, 1 losses" in lc.versus_markdown(pairs)
 
 
+def test_pairs_scored_by_a_variants_own_gp():
+    """MODEL_VERSUS pairs read each side's named metric: the warped GP's own error (``model_rmse``)
+    against the reference's shared-GP ``rmse``; the shared-GP pair of the same runs reads ``rmse``
+    on both sides. Own errors of half the reference's give 1/2; the shared ones equal give 1."""
+    def warped(seed):
+        run = _run("airfoil", "integrated-variance-warp", seed, [1.0, 1.0, 1.0])
+        for s in run["curve"]:
+            s["model_rmse"] = 0.5
+        return run
+
+    results = [warped(0), warped(1), *(_run("airfoil", "integrated-variance", s, [1.0, 1.0, 1.0]) for s in (0, 1))]
+    pairs = {(p["strategy"], p["reference"]): p for p in lc.versus(results)}
+    own = pairs[("integrated-variance-warp (own GP)", "integrated-variance")]
+    assert own["ratio"] == pytest.approx(0.5) and own["verdict"] == "win"
+    assert pairs[("integrated-variance-warp", "integrated-variance")]["ratio"] == pytest.approx(1.0)
+
+
 def test_overview_weights_every_set_equally_and_names_the_losses():
     """Two UCI-named sets with 2 seeds each: a win at ratio 1/2 on every step of "airfoil", a loss
     at 2 on "bike" with 3 steps a seed against 1 on airfoil (so pooling steps would weigh bike
