@@ -500,11 +500,11 @@ def versus(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for a, ma, b, mb in pairs:
             if not runs.get((dataset, a)) or not runs.get((dataset, b)):
                 continue
-            ratio, low, high = paired_ratio_interval(_log_ratios(runs, dataset, a, b, ma, mb))
+            logs = _log_ratios(runs, dataset, a, b, ma, mb)
+            ratio, low, high = paired_ratio_interval(logs)
             if ratio is not None:
                 out.append({"dataset": dataset, "strategy": _label(a, ma), "reference": _label(b, mb), "ratio": ratio,
-                            "low": low, "high": high, "verdict": verdict(low, high),
-                            "log_ratios": _log_ratios(runs, dataset, a, b, ma, mb)})
+                            "low": low, "high": high, "verdict": verdict(low, high), "log_ratios": logs})
     return out
 
 
